@@ -1,0 +1,2 @@
+/* buf.c - being written (see common/buf.h). */
+#include "buf.h"

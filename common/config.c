@@ -1,0 +1,2 @@
+/* config.c - being written (see common/config.h). */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* errors.c - being written (see common/errors.h). */
+#include "errors.h"

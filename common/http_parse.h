@@ -1,0 +1,108 @@
+/*
+ * http_parse.h - incremental HTTP/1.x request parser (SPEC.md 6, 7, 9).
+ *
+ * Pure C: no sockets, no threads, no Python.  The channel (worker loop)
+ * feeds it the bytes it receives, in any split; feeding one byte at a time
+ * gives the same result as feeding everything at once.
+ *
+ * A request ends in one of three ways (state WD_REQ_DONE):
+ *   - complete: error_status == 0, empty == 0;
+ *   - empty:    only whitespace was received; drop it, send nothing;
+ *   - error:    error_status is 400/413/431/500/501 and error_detail the
+ *               exact detail text of SPEC.md 14; the connection answers it
+ *               (error_http11 picks the version) and then closes.
+ *
+ * Ownership: everything a request points to belongs to it and is released
+ * by wd_http_request_free.  The body (if any) is a wd_buf holding the
+ * decoded bytes; it spills to a temp file past limits->inbuf_overflow.
+ */
+#ifndef WD_COMMON_HTTP_PARSE_H
+#define WD_COMMON_HTTP_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+
+struct wd_http_limits {
+    uint64_t max_header;     /* max_request_header_size (>= is an error) */
+    uint64_t max_body;       /* max_request_body_size (>= is an error) */
+    uint64_t inbuf_overflow; /* body buffer spill threshold */
+};
+
+/*
+ * One request header as it reaches the environ: NAME is normalised
+ * (ASCII-uppercased, '-' -> '_', e.g. "CONTENT_TYPE"), VALUE is the
+ * SP/HT-trimmed value as raw bytes (latin-1 on the Python side), repeated
+ * headers already joined with ", ".  Both are NUL-terminated as well.
+ */
+struct wd_header {
+    char *name;
+    size_t name_len;
+    char *value;
+    size_t value_len;
+};
+
+enum wd_req_state {
+    WD_REQ_HEAD = 0, /* waiting for the end of the header block */
+    WD_REQ_BODY,     /* header block parsed, body being received */
+    WD_REQ_DONE,     /* complete, empty or error: see above */
+};
+
+struct wd_http_request {
+    enum wd_req_state state;
+    int empty;
+
+    /* error */
+    int error_status;   /* 0 when none */
+    char *error_detail; /* exact SPEC.md detail text (UTF-8) */
+    int error_http11;   /* answer the error with HTTP/1.1 */
+
+    /* request line (valid once state >= WD_REQ_BODY) */
+    char *request_line; /* raw, for the access log */
+    size_t request_line_len;
+    char *method;
+    char *target; /* raw request target, REQUEST_URI */
+    size_t target_len;
+    char *path; /* percent-decoded path bytes (may hold NUL) */
+    size_t path_len;
+    char *query; /* raw query, "" when none */
+    size_t query_len;
+    int version_major; /* -1 when the request line had no version */
+    int version_minor;
+    int http11; /* response version: 1 for HTTP/1.1, else 1.0 */
+
+    /* headers, in first-appearance order; Transfer-Encoding removed */
+    struct wd_header *headers;
+    size_t nheaders;
+    const char *connection; /* CONNECTION value or NULL (borrowed) */
+
+    int expect_continue; /* HTTP/1.1 and Expect: 100-continue */
+    int body_expected;   /* CL > 0 or chunked: 100 Continue may be sent */
+    int chunked;
+    int close_after; /* Transfer-Encoding with Content-Length: close */
+    uint64_t content_length; /* declared (CL) or decoded (chunked) */
+    struct wd_buf *body;     /* NULL when there is no body */
+
+    /* parser internals; not for callers */
+    struct wd_http_parser_priv *priv;
+};
+
+struct wd_http_request *wd_http_request_new(void);
+void wd_http_request_free(struct wd_http_request *r); /* NULL is fine */
+
+/*
+ * Feed LEN bytes.  Returns how many were consumed (the rest belongs to the
+ * next request), or -1 on allocation failure.  When the return is less
+ * than LEN the request is in state WD_REQ_DONE.  Once DONE, further calls
+ * consume nothing.
+ */
+ssize_t wd_http_request_feed(struct wd_http_request *r, const char *data,
+                             size_t len, const struct wd_http_limits *lim);
+
+/* Header value by normalised NAME, or NULL.  *LEN gets its length. */
+const char *wd_http_request_header(const struct wd_http_request *r,
+                                   const char *name, size_t *len);
+
+#endif

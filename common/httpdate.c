@@ -1,0 +1,2 @@
+/* httpdate.c - being written (see common/httpdate.h). */
+#include "httpdate.h"

@@ -1,0 +1,2 @@
+/* log.c - being written (see common/log.h). */
+#include "log.h"

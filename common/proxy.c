@@ -1,0 +1,2 @@
+/* proxy.c - being written (see common/proxy.h). */
+#include "proxy.h"

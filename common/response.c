@@ -1,0 +1,2 @@
+/* response.c - being written (see common/response.h). */
+#include "response.h"

@@ -1,0 +1,2 @@
+/* scoreboard.c - being written (see common/scoreboard.h). */
+#include "scoreboard.h"

@@ -1,0 +1,2 @@
+/* util.c - being written (see common/util.h). */
+#include "util.h"

@@ -1,0 +1,39 @@
+/*
+ * util.h - small helpers of SPEC.md 18 shared by master and workers.
+ * Pure unless stated; any thread.
+ */
+#ifndef WD_COMMON_UTIL_H
+#define WD_COMMON_UTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* tchar of RFC 9110 (SPEC.md 6.2). */
+int wd_is_tchar(unsigned char c);
+
+/* Offset just past the first CRLFCRLF in BUF, or -1. */
+ssize_t wd_find_double_newline(const char *buf, size_t len);
+
+/*
+ * undquote (SPEC.md 18): a value quoted at both ends must be a valid
+ * quoted-string and is unquoted; quoted at one end only is an error;
+ * otherwise it is copied unchanged.  Writes a NUL-terminated result of at
+ * most IN_LEN bytes into OUT (which must hold IN_LEN + 1), stores its
+ * length in *OUT_LEN and returns 0, or returns -1 ("Invalid quoting in
+ * value").
+ */
+int wd_undquote(const char *in, size_t in_len, char *out, size_t *out_len);
+
+/*
+ * Remove PATH if it is a socket; nothing if it does not exist; leave any
+ * other kind of file alone.  0, or -1 with errno from stat(2).
+ */
+int wd_cleanup_unix_socket(const char *path);
+
+/* Remove one leading '[' and one trailing ']' when both are there, in place. */
+void wd_strip_brackets(char *s);
+
+/* Nonzero when the kernel can create AF_INET6 sockets. */
+int wd_ipv6_available(void);
+
+#endif

@@ -1,0 +1,10 @@
+"""The example app served by scripts/demo (waitressd -c etc/demo.conf)."""
+
+
+def app(environ, start_response):
+    body = b"Hello, World!"
+    start_response(
+        "200 OK",
+        [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+    )
+    return [body]

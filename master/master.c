@@ -1,0 +1,2 @@
+/* master.c - being written (see master/master.h). */
+#include "master.h"

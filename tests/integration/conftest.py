@@ -1,0 +1,208 @@
+"""Shared fixtures: start the real waitressd on a free loopback port with a
+fixture app from tests/apps/, talk to it over raw sockets, stop it, and
+fail the test if its log shows a sanitizer report or a crash."""
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = pathlib.Path(__file__).resolve().parent
+APPS = HERE.parent / "apps"
+WAITRESSD = os.environ.get("WAITRESSD") or str(HERE.parent.parent / "_build" / "waitressd")
+PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
+
+BAD_LOG_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "[CRITICAL]", "Segmentation fault")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(*args, timeout=20, **kw):
+    """Run waitressd to completion (for --help, -t, bad flags)."""
+    return subprocess.run([WAITRESSD, *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+class Server:
+    """One running waitressd.  Use as a context manager or via the fixture."""
+
+    def __init__(self, tmp_path, app="echo:app", args=(), config=None, workers=1, threads=4, unix=False):
+        self.tmp = pathlib.Path(tmp_path)
+        self.log_path = self.tmp / "error.log"
+        self.port = None if unix else free_port()
+        self.unix_path = str(self.tmp / "wd.sock") if unix else None
+        argv = [WAITRESSD]
+        if config is not None:
+            cfg = self.tmp / "waitressd.conf"
+            cfg.write_text(config)
+            argv += ["-c", str(cfg)]
+        if unix:
+            argv += [f"--unix-socket={self.unix_path}"]
+        elif not any(a.startswith(("--listen", "--port", "--host", "--sockets")) for a in args):
+            argv += [f"--listen=127.0.0.1:{self.port}"]
+        argv += [f"--workers={workers}", f"--threads={threads}", f"--pythonpath={APPS}"]
+        argv += list(args)
+        if app:
+            argv.append(app)
+        self.argv = argv
+        self.proc = None
+
+    def start(self, wait=True):
+        self.logf = open(self.log_path, "wb")
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1")
+        self.proc = subprocess.Popen(self.argv, stdout=self.logf, stderr=subprocess.STDOUT, cwd=self.tmp, env=env)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"waitressd exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                with self.connect(timeout=0.5) as s:
+                    s.sendall(b"GET /__ready__ HTTP/1.0\r\n\r\n")
+                    if s.recv(1):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"waitressd not ready after {timeout}s:\n{self.log()}")
+
+    def connect(self, timeout=10):
+        if self.unix_path:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(timeout)
+            s.connect(self.unix_path)
+        else:
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        return s
+
+    def request(self, raw, timeout=10):
+        """Send RAW bytes, read until the server closes, return everything."""
+        with self.connect(timeout) as s:
+            s.sendall(raw)
+            return read_all(s)
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"waitressd did not stop on {sig!r}:\n{self.log()}")
+        self.logf.close()
+        return self.proc.returncode
+
+    def check_log(self):
+        text = self.log()
+        for mark in BAD_LOG_MARKS:
+            assert mark not in text, f"{mark!r} in server log:\n{text}"
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        if exc[0] is None:
+            self.check_log()
+
+
+def read_all(s):
+    chunks = []
+    while True:
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def read_response(s, head_only=False):
+    """Read exactly one HTTP response from S; return (status_line, headers
+    as a list of (name, value), body bytes).  Handles Content-Length,
+    chunked and close-delimited bodies."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = s.recv(65536)
+        if not data:
+            raise AssertionError(f"connection closed inside headers: {buf!r}")
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = lines[0]
+    headers = [tuple(h.split(": ", 1)) for h in lines[1:]]
+    hmap = {k.lower(): v for k, v in headers}
+    if head_only:
+        return status, headers, rest
+    if "content-length" in hmap:
+        n = int(hmap["content-length"])
+        while len(rest) < n:
+            data = s.recv(65536)
+            if not data:
+                break
+            rest += data
+        return status, headers, rest[:n]
+    if hmap.get("transfer-encoding") == "chunked":
+        body = b""
+        while True:
+            while b"\r\n" not in rest:
+                rest += s.recv(65536)
+            line, _, rest = rest.partition(b"\r\n")
+            size = int(line, 16)
+            while len(rest) < size + 2:
+                rest += s.recv(65536)
+            body += rest[:size]
+            rest = rest[size + 2:]
+            if size == 0:
+                return status, headers, body
+    return status, headers, rest + read_all(s)
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    started = []
+
+    def make(app="echo:app", args=(), **kw):
+        srv = Server(tmp_path / f"srv{len(started)}", app=app, args=args, **kw)
+        srv.tmp.mkdir(parents=True, exist_ok=True)
+        started.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in started:
+        srv.stop()
+    for srv in started:
+        srv.check_log()
+
+
+@pytest.fixture
+def server(server_factory):
+    return server_factory()

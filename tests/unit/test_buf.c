@@ -1,0 +1,2 @@
+/* Unit tests for common/buf.c - being written. */
+#include <criterion/criterion.h>

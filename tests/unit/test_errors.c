@@ -1,0 +1,2 @@
+/* Unit tests for common/errors.c - being written. */
+#include <criterion/criterion.h>

@@ -1,0 +1,2 @@
+/* Unit tests for common/httpdate.c - being written. */
+#include <criterion/criterion.h>

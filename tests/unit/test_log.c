@@ -1,0 +1,2 @@
+/* Unit tests for common/log.c - being written. */
+#include <criterion/criterion.h>

@@ -1,0 +1,2 @@
+/* Unit tests for common/response.c - being written. */
+#include <criterion/criterion.h>

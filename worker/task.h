@@ -1,0 +1,74 @@
+/*
+ * task.h - the contract between the worker's loop side (channel.c,
+ * pool.c) and the WSGI bridge (wsgi*.c).
+ *
+ * The loop makes one task per complete request and posts it to the pool.
+ * A pool thread calls wd_wsgi_run(task) with the GIL held; the bridge
+ * builds the environ from the task, calls the app and sends the response
+ * through the wd_task_* output functions below.  When wd_wsgi_run returns,
+ * the pool hands the task back to the loop (wd_task_done), which frees it
+ * and goes on with the next pipelined request or closes.
+ *
+ * Threads: the output functions are called from the pool thread that runs
+ * the task, never from the loop.  None of them needs the GIL, and only
+ * wd_task_wait_writable blocks, so the bridge releases the GIL around that
+ * one call only.
+ */
+#ifndef WD_WORKER_TASK_H
+#define WD_WORKER_TASK_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+struct wd_channel;
+struct wd_http_request;
+struct wd_config;
+
+struct wd_task {
+    struct wd_channel *ch;       /* borrowed; valid until wd_task_done */
+    struct wd_http_request *req; /* owned by the task */
+    const struct wd_config *cfg; /* borrowed, read only */
+
+    /* connection facts for the environ, NUL-terminated */
+    char remote_addr[64]; /* numeric peer address, or "localhost" */
+    char remote_port[16]; /* decimal, or "None" for a Unix socket */
+    char server_port[256]; /* listening port, or the Unix socket path */
+
+    time_t start;      /* wall-clock time the task started (Date header) */
+    int stopping;      /* worker is stopping: respond with Connection: close */
+
+    /* filled in by the bridge, read by the loop after the task */
+    int close_after;      /* close the connection once the output is sent */
+    int status;           /* 3-digit status sent (access log), 0 if none */
+    uint64_t body_bytes;  /* response body bytes written (access log) */
+    char *remote_user;    /* REMOTE_USER after the app, or NULL (owned) */
+    char *log_remote_addr; /* REMOTE_ADDR after proxy headers, or NULL (owned) */
+};
+
+/*
+ * Append LEN bytes to the connection's output.  Returns 0; WD_AGAIN when
+ * the pending output is above outbuf_high_watermark (nothing appended:
+ * release the GIL, call wd_task_wait_writable, then retry); or -1 when
+ * the client is gone (raise ClientDisconnected) or on a buffer error.
+ */
+int wd_task_write(struct wd_task *t, const void *data, size_t len);
+
+/*
+ * Queue LEN bytes of the open file FD from offset OFF, to be sent with
+ * sendfile(2) by the loop.  The function dup()s FD, so the caller may
+ * close its own.  Same returns as wd_task_write.
+ */
+int wd_task_write_file(struct wd_task *t, int fd, off_t off, uint64_t len);
+
+/*
+ * Block until the pending output is at or below outbuf_high_watermark
+ * or the connection is gone.  0, or -1 when the client is gone.
+ * Call WITHOUT the GIL.
+ */
+int wd_task_wait_writable(struct wd_task *t);
+
+/* Nonzero once the worker has seen EOF or an error on the connection. */
+int wd_task_client_disconnected(struct wd_task *t);
+
+#endif

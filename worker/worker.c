@@ -1,0 +1,2 @@
+/* worker.c - being written (see worker/worker.h). */
+#include "worker.h"

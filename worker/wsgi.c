@@ -1,0 +1,2 @@
+/* wsgi.c - being written (see worker/wsgi.h). */
+#include "wsgi.h"

@@ -102,11 +102,29 @@ struct wd_config {
     int log_level; /* enum wd_log_level */
     char *stats;
 
+    /* user/group resolved by validation; (uid_t)-1 / (gid_t)-1: unset.
+       gid is the user's primary group unless group is given. */
+    uid_t uid;
+    gid_t gid;
+
     /* where the configuration came from, for messages */
     char *config_file; /* NULL: none */
-    /* bit set of the options given explicitly (file or command line) */
+    /* one flag per option-table row, nonzero when given explicitly (file
+       or command line, after the address-group rule); see
+       wd_config_given() */
     unsigned char *given;
+    /* after a failed wd_config_from_argv: WD_USAGE_* or 0 */
+    int usage_error;
 };
+
+/*
+ * Kinds of usage error (cfg->usage_error).  For these, waitressd prints
+ * "Error: " + the message (SPEC.md section 1), then for the second kind
+ * the usage text, all on stderr.  Every other failure is printed as
+ * "waitressd: " + the message.
+ */
+#define WD_USAGE_ERROR 1      /* e.g. "option --x requires argument" */
+#define WD_USAGE_ERROR_HELP 2 /* "option --x not recognized", no app */
 
 /* Initialise CFG with the built-in defaults.  0 or -1 (ENOMEM). */
 int wd_config_init(struct wd_config *cfg);
@@ -123,13 +141,22 @@ enum wd_cli_action {
 };
 
 /*
- * Build the whole configuration from ARGV (and the -c file it names):
- * defaults, then file, then command line, then the validation of SPEC.md
- * 2.2 in its order, including address resolution.  On failure the message
- * (one line, no "waitressd: " prefix, no newline) is in ERR and -1 is
- * returned; usage errors print the usage text to stderr themselves as
- * SPEC.md section 1 says.  Warnings (send_bytes, implicit trusted proxy
- * header) are logged through wd_log.
+ * Build the whole configuration from ARGV (and the -c file it names) into
+ * CFG, fresh from wd_config_init: defaults, then file, then command line,
+ * then the validation of SPEC.md 2.2 in its order, including address
+ * resolution.  On failure the message (one line, no "waitressd: " or
+ * "Error: " prefix, no newline) is in ERR, CFG->usage_error tells whether
+ * it is a usage error (see WD_USAGE_*), and -1 is returned.  *ACTION is
+ * always set.  Nothing is printed except the --help text and the
+ * --version line (stdout, return 0), and nothing exits, so the master can
+ * call it again on SIGHUP with the saved argv.  Warnings (send_bytes,
+ * implicit trusted proxy header) are logged through wd_log.
+ *
+ * Listening: CFG->addrs holds the resolved listen/host/port addresses,
+ * and is empty when unix_socket or sockets is used instead.  With no
+ * address-group key given and systemd's LISTEN_PID equal to getpid(),
+ * the LISTEN_FDS descriptors (3...) become CFG->sockets (SPEC.md 3.3).
+ * Under -t (WD_CLI_CHECK) an application is optional.
  */
 int wd_config_from_argv(struct wd_config *cfg, int argc, char **argv,
                         enum wd_cli_action *action, char *err, size_t errlen);
@@ -137,7 +164,14 @@ int wd_config_from_argv(struct wd_config *cfg, int argc, char **argv,
 /* The usage text (every option).  */
 void wd_config_usage(FILE *out);
 
-/* Parse a listen specification list into CFG->addrs (SPEC.md 3.1). */
+/*
+ * Resolve CFG->listen (with CFG->port as the default port and the
+ * ipv4/ipv6 switches) into CFG->addrs (SPEC.md 3.1), replacing what was
+ * there.  0, or -1 with "Invalid host/port specified." in ERR.
+ */
 int wd_config_resolve(struct wd_config *cfg, char *err, size_t errlen);
+
+/* Nonzero when option KEY (config spelling) was given explicitly. */
+int wd_config_given(const struct wd_config *cfg, const char *key);
 
 #endif

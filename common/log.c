@@ -1,2 +1,470 @@
-/* log.c - being written (see common/log.h). */
+/*
+ * log.c - the error log and the access log (SPEC.md 16.2, 16.3).
+ *
+ * DESIGN
+ * Each record is formatted into one buffer and handed to the kernel with a
+ * single write(2) on an O_APPEND descriptor, so lines from the threads of a
+ * worker, and from several processes sharing the file, never interleave.
+ *
+ * Writers never take a lock.  They load the descriptor number atomically
+ * and write to it.  Switching files (open again, SIGUSR1 reopen) opens the
+ * new file first and then dup3()s it over the descriptor the writers use:
+ * the number stays valid throughout, so a writer racing with a reopen lands
+ * in either the old or the new file, never in a closed or recycled fd.
+ * Until wd_log_open is called, records go to fd 2 directly.
+ *
+ * "-" means stderr.  We write to a duplicate of fd 2, taken when the log is
+ * opened, so that a later redirection of fd 2 (daemonizing, a worker
+ * pointing its stderr at the error log) does not loop or lose records.
+ *
+ * Callers: everyone.  Thread affinity: any thread for wd_log, wd_vlog and
+ * wd_log_access; open/reopen/close from the one thread handling signals.
+ */
+#include "autoconfig.h" /* _GNU_SOURCE for dup3 */
+
 #include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* One log destination: the path it was opened from and the fd we write. */
+struct log_target {
+    char *path;     /* NULL: not open (access log) or stderr (error log) */
+    _Atomic int fd; /* -1: not open */
+};
+
+static struct log_target error_target = {NULL, -1};
+static struct log_target access_target = {NULL, -1};
+static _Atomic int log_level = WD_LOG_INFO;
+/* Serialises open/reopen/close against each other (not against writers). */
+static pthread_mutex_t switch_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *const month_abbr[12] = {"Jan", "Feb", "Mar", "Apr",
+                                           "May", "Jun", "Jul", "Aug",
+                                           "Sep", "Oct", "Nov", "Dec"};
+
+/* Write all of BUF; a regular file takes it in one call. */
+static void
+write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+/* A new fd for PATH: "-" duplicates stderr, anything else is opened. */
+static int
+open_path(const char *path)
+{
+    if (strcmp(path, "-") == 0)
+        return fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
+/*
+ * Point TARGET at NEWFD (taking it) remembering PATH (copied).  When the
+ * target already has an fd, NEWFD is dup3()ed over it, see DESIGN.
+ */
+static int
+install(struct log_target *t, int newfd, const char *path)
+{
+    char *copy = NULL;
+    int cur = atomic_load(&t->fd);
+
+    if (path != NULL && (copy = strdup(path)) == NULL) {
+        close(newfd);
+        errno = ENOMEM;
+        return -1;
+    }
+    if (cur >= 0) {
+        if (dup3(newfd, cur, O_CLOEXEC) < 0) {
+            int saved = errno;
+
+            close(newfd);
+            free(copy);
+            errno = saved;
+            return -1;
+        }
+        close(newfd);
+    } else {
+        atomic_store(&t->fd, newfd);
+    }
+    free(t->path);
+    t->path = copy;
+    return 0;
+}
+
+/* Stop using TARGET's fd (the caller makes sure no writer races with it). */
+static void
+drop(struct log_target *t)
+{
+    int fd = atomic_exchange(&t->fd, -1);
+
+    if (fd >= 0)
+        close(fd);
+    free(t->path);
+    t->path = NULL;
+}
+
+int
+wd_log_open(const char *error_log, const char *access_log)
+{
+    const char *epath = error_log != NULL ? error_log : "-";
+    int efd, afd = -1;
+    int rc = -1, saved;
+
+    tzset();
+    if ((efd = open_path(epath)) < 0)
+        return -1;
+    if (access_log != NULL && (afd = open_path(access_log)) < 0) {
+        saved = errno;
+        close(efd);
+        errno = saved;
+        return -1;
+    }
+    pthread_mutex_lock(&switch_lock);
+    if (install(&error_target, efd, epath) < 0) {
+        saved = errno;
+        if (afd >= 0)
+            close(afd);
+        errno = saved;
+        goto unlock;
+    }
+    if (afd >= 0) {
+        if (install(&access_target, afd, access_log) < 0)
+            goto unlock;
+    } else {
+        drop(&access_target);
+    }
+    rc = 0;
+unlock:
+    pthread_mutex_unlock(&switch_lock);
+    return rc;
+}
+
+/* Reopen one target at its remembered path; nothing when it is closed. */
+static int
+reopen_target(struct log_target *t)
+{
+    char *path;
+    int fd, rc;
+
+    if (t->path == NULL || atomic_load(&t->fd) < 0)
+        return 0;
+    if ((fd = open_path(t->path)) < 0)
+        return -1;
+    /* install() frees t->path; hand it a copy of its own string. */
+    if ((path = strdup(t->path)) == NULL) {
+        close(fd);
+        errno = ENOMEM;
+        return -1;
+    }
+    rc = install(t, fd, path);
+    free(path);
+    return rc;
+}
+
+int
+wd_log_reopen(void)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&switch_lock);
+    if (reopen_target(&error_target) < 0)
+        rc = -1;
+    if (reopen_target(&access_target) < 0)
+        rc = -1;
+    pthread_mutex_unlock(&switch_lock);
+    return rc;
+}
+
+void
+wd_log_close(void)
+{
+    pthread_mutex_lock(&switch_lock);
+    drop(&error_target);
+    drop(&access_target);
+    pthread_mutex_unlock(&switch_lock);
+}
+
+void
+wd_log_set_level(enum wd_log_level level)
+{
+    atomic_store(&log_level, (int)level);
+}
+
+enum wd_log_level
+wd_log_get_level(void)
+{
+    return (enum wd_log_level)atomic_load(&log_level);
+}
+
+static const struct {
+    const char *name;
+    const char *upper;
+    enum wd_log_level level;
+} level_names[] = {
+    {"debug", "DEBUG", WD_LOG_DEBUG},
+    {"info", "INFO", WD_LOG_INFO},
+    {"warning", "WARNING", WD_LOG_WARNING},
+    {"error", "ERROR", WD_LOG_ERROR},
+    {"critical", "CRITICAL", WD_LOG_CRITICAL},
+};
+
+int
+wd_log_level_parse(const char *name)
+{
+    size_t i;
+
+    if (name == NULL)
+        return -1;
+    for (i = 0; i < sizeof level_names / sizeof level_names[0]; i++)
+        if (strcasecmp(name, level_names[i].name) == 0)
+            return (int)level_names[i].level;
+    return -1;
+}
+
+const char *
+wd_log_level_name(enum wd_log_level level)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof level_names / sizeof level_names[0]; i++)
+        if (level_names[i].level == level)
+            return level_names[i].upper;
+    return "UNKNOWN";
+}
+
+int
+wd_log_error_fd(void)
+{
+    int fd = atomic_load(&error_target.fd);
+
+    return fd >= 0 ? fd : STDERR_FILENO;
+}
+
+void
+wd_log(enum wd_log_level level, const char *category, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    wd_vlog(level, category, fmt, ap);
+    va_end(ap);
+}
+
+void
+wd_vlog(enum wd_log_level level, const char *category, const char *fmt,
+        va_list ap)
+{
+    char stackbuf[2048];
+    char *buf = stackbuf;
+    char stamp[64];
+    struct tm tm;
+    time_t now;
+    int head, body;
+    size_t need;
+    va_list ap2;
+
+    if ((int)level < atomic_load(&log_level))
+        return;
+    now = time(NULL);
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S %z", &tm);
+    head = snprintf(stackbuf, sizeof stackbuf, "[%s] [%ld] [%s] [%s] ", stamp,
+                    (long)getpid(), wd_log_level_name(level),
+                    category != NULL ? category : WD_CAT_SERVER);
+    if (head < 0 || (size_t)head >= sizeof stackbuf)
+        return;
+    va_copy(ap2, ap);
+    body = vsnprintf(stackbuf + head, sizeof stackbuf - (size_t)head, fmt,
+                     ap2);
+    va_end(ap2);
+    if (body < 0)
+        return;
+    need = (size_t)head + (size_t)body + 1; /* + newline */
+    if (need >= sizeof stackbuf) {
+        /* A traceback or a long value: format again into the heap. */
+        if ((buf = malloc(need + 1)) == NULL) {
+            buf = stackbuf;
+            need = sizeof stackbuf - 1;
+        } else {
+            memcpy(buf, stackbuf, (size_t)head);
+            vsnprintf(buf + head, need - (size_t)head, fmt, ap);
+        }
+    }
+    buf[need - 1] = '\n';
+    write_all(wd_log_error_fd(), buf, need);
+    if (buf != stackbuf)
+        free(buf);
+}
+
+int
+wd_log_access_enabled(void)
+{
+    return atomic_load(&access_target.fd) >= 0;
+}
+
+/* A growable output line. */
+struct line {
+    char *p;
+    size_t len, cap;
+    int failed;
+};
+
+static void
+line_reserve(struct line *l, size_t more)
+{
+    char *np;
+    size_t ncap;
+
+    if (l->failed || l->len + more <= l->cap)
+        return;
+    ncap = l->cap * 2;
+    while (ncap < l->len + more)
+        ncap *= 2;
+    if ((np = realloc(l->p, ncap)) == NULL) {
+        l->failed = 1;
+        return;
+    }
+    l->p = np;
+    l->cap = ncap;
+}
+
+static void
+line_add(struct line *l, const char *s, size_t n)
+{
+    line_reserve(l, n);
+    if (l->failed)
+        return;
+    memcpy(l->p + l->len, s, n);
+    l->len += n;
+}
+
+static void
+line_adds(struct line *l, const char *s)
+{
+    line_add(l, s, strlen(s));
+}
+
+/*
+ * Append S escaped as SPEC.md 16.3 asks: backslash before '"' and '\',
+ * \xHH for control bytes and bytes 0x7F-0xFF, the rest as is.
+ */
+static void
+line_add_escaped(struct line *l, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+
+    line_reserve(l, n * 4);
+    if (l->failed)
+        return;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c == '"' || c == '\\') {
+            l->p[l->len++] = '\\';
+            l->p[l->len++] = (char)c;
+        } else if (c < 0x20 || c >= 0x7f) {
+            l->p[l->len++] = '\\';
+            l->p[l->len++] = 'x';
+            l->p[l->len++] = hex[c >> 4];
+            l->p[l->len++] = hex[c & 15];
+        } else {
+            l->p[l->len++] = (char)c;
+        }
+    }
+}
+
+/* A quoted field: the escaped value, or "-" when the value is absent. */
+static void
+line_add_quoted(struct line *l, const char *s, size_t n)
+{
+    line_add(l, "\"", 1);
+    if (s == NULL)
+        line_add(l, "-", 1);
+    else
+        line_add_escaped(l, s, n);
+    line_add(l, "\"", 1);
+}
+
+/* An unquoted field (address, user): escaped too, "-" when absent. */
+static void
+line_add_word(struct line *l, const char *s)
+{
+    if (s == NULL || *s == '\0')
+        line_add(l, "-", 1);
+    else
+        line_add_escaped(l, s, strlen(s));
+}
+
+/* Format REC into a malloc'ed line ending in a newline; NULL on ENOMEM. */
+static char *
+format_access(const struct wd_access_rec *rec, size_t *lenp)
+{
+    struct line l = {NULL, 0, 256, 0};
+    struct tm tm;
+    char tmp[64];
+    long off;
+
+    if ((l.p = malloc(l.cap)) == NULL)
+        return NULL;
+    localtime_r(&rec->when, &tm);
+    line_add_word(&l, rec->remote_addr);
+    line_adds(&l, " - ");
+    line_add_word(&l, rec->remote_user);
+    off = tm.tm_gmtoff / 60;
+    snprintf(tmp, sizeof tmp, " [%02d/%s/%04d:%02d:%02d:%02d %c%02ld%02ld] ",
+             tm.tm_mday, month_abbr[tm.tm_mon % 12], tm.tm_year + 1900,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+',
+             (off < 0 ? -off : off) / 60, (off < 0 ? -off : off) % 60);
+    line_adds(&l, tmp);
+    line_add_quoted(&l, rec->request_line, rec->request_line_len);
+    if (rec->bytes == 0)
+        snprintf(tmp, sizeof tmp, " %03d - ", rec->status);
+    else
+        snprintf(tmp, sizeof tmp, " %03d %llu ", rec->status,
+                 (unsigned long long)rec->bytes);
+    line_adds(&l, tmp);
+    line_add_quoted(&l, rec->referer, rec->referer_len);
+    line_add(&l, " ", 1);
+    line_add_quoted(&l, rec->user_agent, rec->user_agent_len);
+    line_add(&l, "\n", 1);
+    if (l.failed) {
+        free(l.p);
+        return NULL;
+    }
+    *lenp = l.len;
+    return l.p;
+}
+
+void
+wd_log_access(const struct wd_access_rec *rec)
+{
+    char *line;
+    size_t len;
+    int fd = atomic_load(&access_target.fd);
+
+    if (fd < 0)
+        return;
+    if ((line = format_access(rec, &len)) == NULL)
+        return;
+    write_all(fd, line, len);
+    free(line);
+}

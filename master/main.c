@@ -58,8 +58,13 @@ main(int argc, char **argv)
         return rc == 0 ? 0 : 1;
     }
     if (rc != 0) {
-        if (err[0] != '\0')
+        /* Usage errors keep waitress-serve's "Error: " form (SPEC.md 1). */
+        if (cfg.usage_error != 0)
+            fprintf(stderr, "Error: %s\n", err);
+        else
             fprintf(stderr, "waitressd: %s\n", err);
+        if (cfg.usage_error == WD_USAGE_ERROR_HELP)
+            wd_config_usage(stderr);
         wd_config_cleanup(&cfg);
         return 1;
     }

@@ -102,7 +102,11 @@ class Server:
     def signal(self, sig):
         self.proc.send_signal(sig)
 
-    def stop(self, sig=signal.SIGTERM, timeout=15):
+    def stop(self, sig=None, timeout=15):
+        # The default cannot name signal.SIGTERM: in the class body the
+        # method signal() above shadows the module.
+        if sig is None:
+            sig = signal.SIGTERM
         if self.proc is None:
             return None
         if self.proc.poll() is None:

@@ -1,34 +1,365 @@
-"""The command line of SPEC.md section 1: help, version, usage errors."""
+"""The command line of SPEC.md section 1 and the configuration of section 2,
+seen from outside: --help, --version, usage errors, -t output, the config
+file, precedence.  Everything here runs waitressd to completion; nothing
+serves."""
+import os
+import pwd
+import grp
+import re
+import socket
+
+import pytest
+
 from conftest import run
 
+# SPEC.md 2.2 and 2.3: every option key, and which of them are booleans.
+SPEC_OPTIONS = """
+host port listen ipv4 ipv6 unix_socket unix_socket_perms sockets server_name
+threads trusted_proxy trusted_proxy_count trusted_proxy_headers
+log_untrusted_proxy_headers clear_untrusted_proxy_headers url_scheme
+url_prefix ident backlog recv_bytes send_bytes outbuf_overflow
+outbuf_high_watermark inbuf_overflow connection_limit cleanup_interval
+channel_timeout log_socket_errors max_request_header_size
+max_request_body_size expose_tracebacks asyncore_loop_timeout
+asyncore_use_poll channel_request_lookahead app call pythonpath workers
+graceful_timeout worker_timeout max_requests max_requests_jitter pidfile
+daemon user group umask access_log error_log log_level stats
+""".split()
+SPEC_BOOLS = set("""
+ipv4 ipv6 log_untrusted_proxy_headers clear_untrusted_proxy_headers
+log_socket_errors expose_tracebacks asyncore_use_poll call daemon
+""".split())
+GENERAL_FLAGS = {"config", "check-config", "help", "version"}
 
-def test_version_prints_name_and_version():
-    r = run("--version")
-    assert r.returncode == 0
-    assert r.stdout.startswith("waitressd ")
-    assert r.stdout.endswith("\n")
+CHECK_OK = ("waitressd: the configuration file {0} syntax is ok\n"
+            "waitressd: configuration file {0} test is successful\n")
+CHECK_FAILED = "waitressd: {1}\nwaitressd: configuration file {0} test failed\n"
 
+
+def flag(key):
+    return key.replace("_", "-")
+
+
+def help_flags(text):
+    """{flag name: is_bool} for every option line of the usage text."""
+    found = {}
+    for m in re.finditer(r"^\s+(?:-\w(?: \w+)?, )?--(\[no-\])?([a-z0-9-]+)(=\S+)?$",
+                         text, re.M):
+        found[m.group(2)] = bool(m.group(1))
+    return found
+
+
+# ---------------------------------------------------------------- help
 
 def test_help_goes_to_stdout_and_exits_0():
     r = run("--help")
     assert r.returncode == 0
+    assert r.stdout.startswith("Usage: waitressd ")
     assert "--max-request-body-size" in r.stdout
     assert r.stderr == ""
 
 
+def test_help_lists_every_option_of_the_spec():
+    r = run("-h")
+    assert r.returncode == 0
+    found = help_flags(r.stdout)
+    expected = {flag(k): k in SPEC_BOOLS for k in SPEC_OPTIONS}
+    for name in GENERAL_FLAGS:
+        assert name in found, f"--{name} missing from --help"
+        del found[name]
+    assert found == expected
+
+
+def test_help_wins_over_bad_arguments():
+    r = run("--no-such-flag", "--threads=abc", "a:b", "c:d", "--help")
+    assert r.returncode == 0
+    assert r.stdout.startswith("Usage:")
+    assert r.stderr == ""
+
+
+# ---------------------------------------------------------------- version
+
+def test_version_prints_name_and_version():
+    r = run("--version")
+    assert r.returncode == 0
+    assert re.fullmatch(r"waitressd \d+\.\d+\.\d+\S*\n", r.stdout)
+    assert r.stderr == ""
+
+
+def test_short_version_flag():
+    r = run("-V")
+    assert r.returncode == 0
+    assert r.stdout == run("--version").stdout
+
+
+# ---------------------------------------------------------------- usage errors
+
 def test_no_app_is_a_usage_error():
     r = run()
     assert r.returncode == 1
-    assert r.stderr.startswith("Error: Specify an application")
-
-
-def test_non_integer_threads_names_option_and_value():
-    r = run("--threads=abc", "x:app")
-    assert r.returncode == 1
-    assert "threads" in r.stderr and "abc" in r.stderr
+    assert r.stderr.startswith("Error: Specify an application\n")
+    assert "Usage: waitressd" in r.stderr
+    assert r.stdout == ""
 
 
 def test_unknown_flag():
     r = run("--no-such-flag", "x:app")
     assert r.returncode == 1
-    assert "Error: option --no-such-flag not recognized" in r.stderr
+    assert r.stderr.startswith("Error: option --no-such-flag not recognized\n")
+    assert "Usage: waitressd" in r.stderr
+
+
+def test_missing_argument_is_one_line():
+    r = run("x:app", "--threads")
+    assert r.returncode == 1
+    assert r.stderr == "Error: option --threads requires argument\n"
+
+
+def test_boolean_flag_with_value_is_one_line():
+    r = run("--ipv6=1", "x:app")
+    assert r.returncode == 1
+    assert r.stderr == "Error: option --ipv6 must not have an argument\n"
+
+
+def test_two_apps():
+    r = run("a:app", "b:app")
+    assert r.returncode == 1
+    assert r.stderr == "Error: Provide only one WSGI app\n"
+
+
+def test_non_integer_threads_names_option_and_value():
+    r = run("--threads=abc", "x:app")
+    assert r.returncode == 1
+    assert r.stderr == "waitressd: invalid value for threads: 'abc'\n"
+
+
+def test_zero_threads_rejected():
+    r = run("--threads=0", "x:app")
+    assert r.returncode == 1
+    assert r.stderr == "waitressd: threads must be at least 1\n"
+
+
+def test_config_file_typo_is_one_clear_line(tmp_path):
+    conf = tmp_path / "w.conf"
+    conf.write_text('app = "x:app";\nthread = 4;\n')
+    r = run("-c", str(conf))
+    assert r.returncode == 1
+    assert r.stderr == "waitressd: Unknown adjustment 'thread'\n"
+
+
+def test_config_file_syntax_error_names_file_and_line(tmp_path):
+    conf = tmp_path / "w.conf"
+    conf.write_text('app = "x:app";\n\nthreads = ;\n')
+    r = run("-c", str(conf))
+    assert r.returncode == 1
+    assert re.fullmatch(re.escape(f"waitressd: {conf}:3: ") + r"[^\n]+\n", r.stderr)
+
+
+def test_config_file_missing():
+    r = run("-c", "/nonexistent/w.conf", "x:app")
+    assert r.returncode == 1
+    assert r.stderr == ("waitressd: cannot open configuration file "
+                        "/nonexistent/w.conf: No such file or directory\n")
+
+
+def test_cross_validation_message():
+    r = run("--listen=127.0.0.1:8080", "--port=9000", "x:app")
+    assert r.returncode == 1
+    assert r.stderr == "waitressd: host or port may not be set if listen is set.\n"
+
+
+def test_bad_listen_address():
+    r = run("--listen=127.0.0.1:70000", "x:app")
+    assert r.returncode == 1
+    assert r.stderr == "waitressd: Invalid host/port specified.\n"
+
+
+# ---------------------------------------------------------------- -t
+
+def test_check_success_without_file():
+    r = run("-t", "--listen=127.0.0.1:0")
+    assert r.returncode == 0
+    assert r.stderr == CHECK_OK.format("(command line)")
+    assert r.stdout == ""
+
+
+def test_check_success_with_file(tmp_path):
+    conf = tmp_path / "w.conf"
+    conf.write_text('listen = ["127.0.0.1:0"];\nthreads = 2;\n')
+    r = run("-t", "-c", str(conf))
+    assert r.returncode == 0
+    assert r.stderr == CHECK_OK.format(conf)
+
+
+def test_check_failure_text():
+    r = run("--check-config", "--threads=abc")
+    assert r.returncode == 1
+    assert r.stderr == CHECK_FAILED.format("(command line)",
+                                           "invalid value for threads: 'abc'")
+
+
+def test_check_failure_with_file(tmp_path):
+    conf = tmp_path / "w.conf"
+    conf.write_text("thread = 4;\n")
+    r = run("-t", "-c", str(conf))
+    assert r.returncode == 1
+    assert r.stderr == CHECK_FAILED.format(conf, "Unknown adjustment 'thread'")
+
+
+def test_check_failure_on_unknown_flag():
+    r = run("-t", "--bogus")
+    assert r.returncode == 1
+    assert r.stderr == CHECK_FAILED.format("(command line)",
+                                           "option --bogus not recognized")
+
+
+# ---------------------------------------------------------------- precedence
+
+def test_command_line_beats_file(tmp_path):
+    conf = tmp_path / "w.conf"
+    conf.write_text("threads = 0;\n")
+    assert run("-t", "-c", str(conf)).returncode == 1
+    r = run("-t", "-c", str(conf), "--threads=2")
+    assert r.returncode == 0, r.stderr
+
+
+def test_address_group_on_command_line_drops_file_addresses(tmp_path):
+    conf = tmp_path / "w.conf"
+    conf.write_text('listen = "127.0.0.1:0"; unix_socket = "/tmp/x.sock";\n')
+    r = run("-t", "-c", str(conf))
+    assert r.stderr.startswith(
+        "waitressd: unix_socket may not be set if listen is set\n")
+    r = run("-t", "-c", str(conf), "--port=0", "--host=127.0.0.1")
+    assert r.returncode == 0, r.stderr
+
+
+def test_send_bytes_warns_on_stderr():
+    r = run("-t", "--listen=127.0.0.1:0", "--send-bytes=10")
+    assert r.returncode == 0
+    assert re.match(r"\[[^]]+\] \[\d+\] \[WARNING\] \[waitressd\] "
+                    r"send_bytes will be removed in a future release\n",
+                    r.stderr)
+
+
+# ---------------------------------------------------------------- every flag
+
+def _valid_values():
+    user = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    return {
+        "host": "127.0.0.1", "port": "0", "listen": "127.0.0.1:0",
+        "unix_socket": "/tmp/wd-cli-test.sock", "unix_socket_perms": "660",
+        "server_name": "example.org", "threads": "2",
+        "trusted_proxy": "127.0.0.1", "trusted_proxy_count": None,
+        "trusted_proxy_headers": None, "url_scheme": "https",
+        "url_prefix": "/app", "ident": "x", "backlog": "10",
+        "recv_bytes": "4096", "send_bytes": "1", "outbuf_overflow": "10",
+        "outbuf_high_watermark": "10", "inbuf_overflow": "10",
+        "connection_limit": "10", "cleanup_interval": "10",
+        "channel_timeout": "10", "max_request_header_size": "10",
+        "max_request_body_size": "10", "asyncore_loop_timeout": "2",
+        "channel_request_lookahead": "1", "pythonpath": "/tmp",
+        "workers": "2", "graceful_timeout": "1", "worker_timeout": "0",
+        "max_requests": "5", "max_requests_jitter": "5",
+        "pidfile": "/tmp/wd.pid", "user": user, "group": group,
+        "umask": "022", "access_log": "-", "error_log": "-",
+        "log_level": "debug", "stats": "127.0.0.1:0",
+    }
+
+
+@pytest.mark.parametrize("key", [k for k in SPEC_OPTIONS
+                                 if k not in SPEC_BOOLS and k not in ("app", "sockets")])
+def test_every_valued_option_is_accepted(key):
+    value = _valid_values()[key]
+    args = ["-t", f"--{flag(key)}={value}"] if value is not None else ["-t"]
+    if key in ("trusted_proxy_count", "trusted_proxy_headers"):
+        args += ["--trusted-proxy=127.0.0.1",
+                 "--trusted-proxy-count=2" if key == "trusted_proxy_count"
+                 else "--trusted-proxy-headers=x-forwarded-for"]
+    r = run(*args)
+    assert r.returncode == 0, r.stderr
+    # The same option written as two arguments.
+    if value is not None:
+        r = run("-t", f"--{flag(key)}", value)
+        assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("key", sorted(SPEC_BOOLS - {"ipv4"}))
+def test_every_boolean_flag_and_its_negation(key):
+    for arg in (f"--{flag(key)}", f"--no-{flag(key)}"):
+        r = run("-t", "--listen=127.0.0.1:0", arg)
+        assert r.returncode == 0, (arg, r.stderr)
+
+
+def test_ipv4_flags():
+    assert run("-t", "--listen=127.0.0.1:0", "--ipv4").returncode == 0
+    r = run("-t", "--listen=127.0.0.1:0", "--no-ipv4")
+    assert r.stderr.startswith("waitressd: Invalid host/port specified.\n")
+
+
+def test_inherited_socket_option():
+    with socket.socket() as s:
+        fd = s.fileno()
+        r = run("-t", f"--sockets={fd}", pass_fds=(fd,))
+        assert r.returncode == 0, r.stderr
+    with socket.socket(type=socket.SOCK_DGRAM) as s:
+        fd = s.fileno()
+        r = run("-t", f"--sockets={fd}", pass_fds=(fd,))
+        assert r.stderr == CHECK_FAILED.format(
+            "(command line)", "Only Internet or UNIX stream sockets may be used.")
+
+
+# ---------------------------------------------------------------- sample file
+
+SAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                      "etc", "waitressd.conf")
+SAMPLE_LINE = re.compile(r"^#([a-z0-9_]+) = (.*);$", re.M)
+
+
+def test_sample_config_is_valid_as_shipped():
+    r = run("-t", "-c", SAMPLE)
+    assert r.returncode == 0, r.stderr
+
+
+def test_sample_config_mentions_every_option_once():
+    keys = [m.group(1) for m in SAMPLE_LINE.finditer(open(SAMPLE).read())]
+    assert sorted(keys) == sorted(SPEC_OPTIONS)
+
+
+@pytest.mark.parametrize("line", [m.group(0)[1:] for m in
+                                  SAMPLE_LINE.finditer(open(SAMPLE).read())
+                                  if m.group(1) not in ("app", "user", "group")])
+def test_each_sample_line_is_valid_when_uncommented(tmp_path, line):
+    conf = tmp_path / "w.conf"
+    extra = 'trusted_proxy = "127.0.0.1";\n' if line.startswith("trusted_proxy_") else ""
+    conf.write_text(extra + line + "\n")
+    r = run("-t", "-c", str(conf))
+    assert r.returncode == 0, r.stderr
+
+
+# ---------------------------------------------------------------- -t with an app
+
+APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "apps")
+
+
+def test_check_resolves_a_named_app():
+    r = run("-t", "--listen=127.0.0.1:0", f"--pythonpath={APPS}", "echo:app")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == CHECK_OK.format("(command line)")
+
+
+def test_check_reports_an_unimportable_app():
+    r = run("-t", "--listen=127.0.0.1:0", "no_such_module_wd:app")
+    assert r.returncode == 1
+    assert r.stderr == CHECK_FAILED.format(
+        "(command line)",
+        "Cannot import WSGI application 'no_such_module_wd:app': "
+        "No module named 'no_such_module_wd'")
+
+
+def test_app_from_config_file(tmp_path):
+    conf = tmp_path / "w.conf"
+    conf.write_text(f'app = "no_such_module_wd:app";\nlisten = "127.0.0.1:0";\n')
+    r = run("-t", "-c", str(conf))
+    assert r.returncode == 1
+    assert "Cannot import WSGI application 'no_such_module_wd:app'" in r.stderr

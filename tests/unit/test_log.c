@@ -1,2 +1,353 @@
-/* Unit tests for common/log.c - being written. */
+/*
+ * Unit tests for common/log.c: the error-log record format and level
+ * filter (SPEC.md 16.2), reopening, and the access-log line with its
+ * escaping (16.3).
+ */
 #include <criterion/criterion.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static char dir[64];
+static char epath[128], apath[128];
+
+static void
+setup(void)
+{
+    strcpy(dir, "/tmp/wd-test-log-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(epath, sizeof epath, "%s/error.log", dir);
+    snprintf(apath, sizeof apath, "%s/access.log", dir);
+    wd_log_set_level(WD_LOG_INFO);
+}
+
+static void
+teardown(void)
+{
+    char cmd[128];
+
+    wd_log_close();
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        cr_log_warn("could not remove %s", dir);
+}
+
+TestSuite(log, .init = setup, .fini = teardown);
+
+static char *
+slurp(const char *path)
+{
+    static char buf[1 << 20];
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    if (f == NULL)
+        return NULL;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void
+assert_matches(const char *text, const char *pattern)
+{
+    regex_t re;
+
+    cr_assert_eq(regcomp(&re, pattern, REG_EXTENDED | REG_NEWLINE), 0);
+    cr_assert_eq(regexec(&re, text, 0, NULL, 0), 0, "'%s' !~ /%s/", text,
+                 pattern);
+    regfree(&re);
+}
+
+Test(log, record_format)
+{
+    char pattern[256];
+
+    cr_assert_eq(wd_log_open(epath, NULL), 0);
+    wd_log(WD_LOG_INFO, WD_CAT_SERVER, "Serving on http://%s:%d", "1.2.3.4",
+           80);
+    snprintf(pattern, sizeof pattern,
+             "^\\[[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} "
+             "[+-][0-9]{4}\\] \\[%ld\\] \\[INFO\\] \\[waitressd\\] Serving on "
+             "http://1\\.2\\.3\\.4:80\n$",
+             (long)getpid());
+    assert_matches(slurp(epath), pattern);
+}
+
+Test(log, record_uses_local_time_zone)
+{
+    setenv("TZ", "EST5", 1);
+    cr_assert_eq(wd_log_open(epath, NULL), 0);
+    wd_log(WD_LOG_ERROR, WD_CAT_MASTER, "x");
+    assert_matches(slurp(epath), "^\\[[^]]* -0500\\] \\[[0-9]+\\] \\[ERROR\\] "
+                                 "\\[waitressd.master\\] x\n$");
+}
+
+Test(log, level_names_in_records)
+{
+    cr_assert_eq(wd_log_open(epath, NULL), 0);
+    wd_log_set_level(WD_LOG_DEBUG);
+    wd_log(WD_LOG_DEBUG, WD_CAT_QUEUE, "a");
+    wd_log(WD_LOG_WARNING, WD_CAT_QUEUE, "b");
+    wd_log(WD_LOG_CRITICAL, WD_CAT_QUEUE, "c");
+    const char *t = slurp(epath);
+    cr_assert_not_null(strstr(t, "[DEBUG] [waitressd.queue] a\n"));
+    cr_assert_not_null(strstr(t, "[WARNING] [waitressd.queue] b\n"));
+    cr_assert_not_null(strstr(t, "[CRITICAL] [waitressd.queue] c\n"));
+}
+
+Test(log, level_filter_drops_lower_records)
+{
+    cr_assert_eq(wd_log_open(epath, NULL), 0);
+    wd_log_set_level(WD_LOG_WARNING);
+    cr_assert_eq(wd_log_get_level(), WD_LOG_WARNING);
+    wd_log(WD_LOG_INFO, WD_CAT_SERVER, "dropped");
+    wd_log(WD_LOG_DEBUG, WD_CAT_SERVER, "dropped too");
+    wd_log(WD_LOG_WARNING, WD_CAT_SERVER, "kept");
+    wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "kept too");
+    const char *t = slurp(epath);
+    cr_assert_null(strstr(t, "dropped"));
+    cr_assert_not_null(strstr(t, "] kept\n"));
+    cr_assert_not_null(strstr(t, "] kept too\n"));
+}
+
+Test(log, level_parse_and_names)
+{
+    cr_assert_eq(wd_log_level_parse("debug"), WD_LOG_DEBUG);
+    cr_assert_eq(wd_log_level_parse("Info"), WD_LOG_INFO);
+    cr_assert_eq(wd_log_level_parse("WARNING"), WD_LOG_WARNING);
+    cr_assert_eq(wd_log_level_parse("error"), WD_LOG_ERROR);
+    cr_assert_eq(wd_log_level_parse("critical"), WD_LOG_CRITICAL);
+    cr_assert_eq(wd_log_level_parse("warn"), -1);
+    cr_assert_eq(wd_log_level_parse(""), -1);
+    cr_assert_eq(wd_log_level_parse(NULL), -1);
+    cr_assert_str_eq(wd_log_level_name(WD_LOG_WARNING), "WARNING");
+    cr_assert_str_eq(wd_log_level_name(WD_LOG_CRITICAL), "CRITICAL");
+}
+
+Test(log, multiline_message_is_one_record)
+{
+    cr_assert_eq(wd_log_open(epath, NULL), 0);
+    wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "Exception while serving /\n%s",
+           "Traceback (most recent call last):\n  boom");
+    assert_matches(slurp(epath),
+                   "\\] Exception while serving /\nTraceback \\(most recent "
+                   "call last\\):\n  boom\n$");
+}
+
+Test(log, long_message_written_whole)
+{
+    static char big[100000];
+
+    memset(big, 'x', sizeof big - 1);
+    cr_assert_eq(wd_log_open(epath, NULL), 0);
+    wd_log(WD_LOG_INFO, WD_CAT_SERVER, "%s|end", big);
+    const char *t = slurp(epath);
+    cr_assert_not_null(strstr(t, "xxxx|end\n"));
+    cr_assert_gt(strlen(t), sizeof big);
+}
+
+Test(log, appends_to_existing_file)
+{
+    FILE *f = fopen(epath, "w");
+
+    fputs("old line\n", f);
+    fclose(f);
+    cr_assert_eq(wd_log_open(epath, NULL), 0);
+    wd_log(WD_LOG_INFO, WD_CAT_SERVER, "new");
+    const char *t = slurp(epath);
+    cr_assert(strncmp(t, "old line\n[", 10) == 0, "%s", t);
+}
+
+Test(log, open_failure_keeps_current_target)
+{
+    char bad[160];
+
+    cr_assert_eq(wd_log_open(epath, NULL), 0);
+    snprintf(bad, sizeof bad, "%s/missing/dir/error.log", dir);
+    cr_assert_eq(wd_log_open(bad, NULL), -1);
+    cr_assert_eq(errno, ENOENT);
+    wd_log(WD_LOG_INFO, WD_CAT_SERVER, "still here");
+    cr_assert_not_null(strstr(slurp(epath), "still here"));
+}
+
+Test(log, reopen_after_rotation)
+{
+    char rotated[160];
+
+    cr_assert_eq(wd_log_open(epath, apath), 0);
+    wd_log(WD_LOG_INFO, WD_CAT_SERVER, "before");
+    snprintf(rotated, sizeof rotated, "%s.1", epath);
+    cr_assert_eq(rename(epath, rotated), 0);
+    cr_assert_eq(wd_log_reopen(), 0);
+    wd_log(WD_LOG_INFO, WD_CAT_SERVER, "after");
+    cr_assert_not_null(strstr(slurp(rotated), "before"));
+    cr_assert_null(strstr(slurp(rotated), "after"));
+    cr_assert_not_null(strstr(slurp(epath), "after"));
+}
+
+Test(log, switch_files_keeps_fd_number)
+{
+    char other[160];
+    int fd;
+
+    cr_assert_eq(wd_log_open(epath, NULL), 0);
+    fd = wd_log_error_fd();
+    cr_assert_neq(fd, 2);
+    snprintf(other, sizeof other, "%s/other.log", dir);
+    cr_assert_eq(wd_log_open(other, NULL), 0);
+    cr_assert_eq(wd_log_error_fd(), fd);
+    wd_log(WD_LOG_INFO, WD_CAT_SERVER, "to other");
+    cr_assert_not_null(strstr(slurp(other), "to other"));
+    cr_assert_null(strstr(slurp(epath), "to other"));
+}
+
+Test(log, stderr_before_open)
+{
+    wd_log_close();
+    cr_assert_eq(wd_log_error_fd(), 2);
+    cr_assert_eq(wd_log_access_enabled(), 0);
+}
+
+static void *
+writer(void *arg)
+{
+    long id = (long)arg;
+
+    for (int i = 0; i < 500; i++)
+        wd_log(WD_LOG_INFO, WD_CAT_SERVER, "thread %ld line %d %s", id, i,
+               "padding-padding-padding-padding-padding-padding");
+    return NULL;
+}
+
+Test(log, concurrent_records_do_not_interleave)
+{
+    pthread_t t[8];
+    char *text, *line, *save = NULL;
+    int n = 0;
+
+    cr_assert_eq(wd_log_open(epath, NULL), 0);
+    for (long i = 0; i < 8; i++)
+        pthread_create(&t[i], NULL, writer, (void *)i);
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    text = slurp(epath);
+    for (line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        assert_matches(line, "^\\[[^]]+\\] \\[[0-9]+\\] \\[INFO\\] "
+                             "\\[waitressd\\] thread [0-7] line [0-9]+ "
+                             "(padding-){5}padding$");
+        n++;
+    }
+    cr_assert_eq(n, 8 * 500);
+}
+
+/* ---------------------------------------------------------------- */
+/* access log                                                         */
+
+static const char *
+access_line(const struct wd_access_rec *rec)
+{
+    setenv("TZ", "UTC", 1);
+    cr_assert_eq(wd_log_open(epath, apath), 0);
+    cr_assert_eq(wd_log_access_enabled(), 1);
+    wd_log_access(rec);
+    return slurp(apath);
+}
+
+Test(log, access_combined_format)
+{
+    struct wd_access_rec rec = {
+        .remote_addr = "192.0.2.1",
+        .remote_user = "bob",
+        .request_line = "GET /a?b=1 HTTP/1.1",
+        .request_line_len = 19,
+        .status = 200,
+        .bytes = 1234,
+        .referer = "http://example.com/",
+        .referer_len = 19,
+        .user_agent = "curl/8.0",
+        .user_agent_len = 8,
+        .when = 784111777,
+    };
+
+    cr_assert_str_eq(access_line(&rec),
+                     "192.0.2.1 - bob [06/Nov/1994:08:49:37 +0000] "
+                     "\"GET /a?b=1 HTTP/1.1\" 200 1234 "
+                     "\"http://example.com/\" \"curl/8.0\"\n");
+}
+
+Test(log, access_absent_fields_are_dashes)
+{
+    struct wd_access_rec rec = {
+        .remote_addr = "10.0.0.1",
+        .status = 431,
+        .when = 0,
+    };
+
+    cr_assert_str_eq(access_line(&rec),
+                     "10.0.0.1 - - [01/Jan/1970:00:00:00 +0000] \"-\" 431 - "
+                     "\"-\" \"-\"\n");
+}
+
+Test(log, access_escapes_quoted_fields)
+{
+    const char req[] = "GET /\"q\\\x01\x7f\xff HTTP/1.1";
+    const char ua[] = "a\"b\tc";
+    struct wd_access_rec rec = {
+        .remote_addr = "::1",
+        .request_line = req,
+        .request_line_len = sizeof req - 1,
+        .status = 400,
+        .bytes = 0,
+        .user_agent = ua,
+        .user_agent_len = sizeof ua - 1,
+        .when = 784111777,
+    };
+
+    cr_assert_str_eq(access_line(&rec),
+                     "::1 - - [06/Nov/1994:08:49:37 +0000] "
+                     "\"GET /\\\"q\\\\\\x01\\x7f\\xff HTTP/1.1\" 400 - \"-\" "
+                     "\"a\\\"b\\x09c\"\n");
+}
+
+Test(log, access_request_line_with_nul_byte)
+{
+    const char req[] = "GET /\0x HTTP/1.0";
+    struct wd_access_rec rec = {
+        .remote_addr = "1.1.1.1",
+        .request_line = req,
+        .request_line_len = sizeof req - 1,
+        .status = 400,
+        .when = 784111777,
+    };
+
+    cr_assert_not_null(strstr(access_line(&rec), "\"GET /\\x00x HTTP/1.0\""));
+}
+
+Test(log, access_log_to_own_file_only)
+{
+    struct wd_access_rec rec = {.remote_addr = "1.1.1.1", .status = 200};
+
+    access_line(&rec);
+    cr_assert_null(strstr(slurp(epath), "1.1.1.1"));
+}
+
+Test(log, access_disabled_without_path)
+{
+    struct wd_access_rec rec = {.remote_addr = "1.1.1.1", .status = 200};
+
+    cr_assert_eq(wd_log_open(epath, NULL), 0);
+    cr_assert_eq(wd_log_access_enabled(), 0);
+    wd_log_access(&rec);
+    cr_assert_str_eq(slurp(epath), "");
+}

@@ -22,7 +22,12 @@
 
 struct wd_buf;
 
-/* New empty buffer spilling to a file at OVERFLOW bytes (0: never). */
+/*
+ * New empty buffer spilling to a file at OVERFLOW bytes (0: never).  As in
+ * waitress (SPEC.md 8, 15), content below WD_STRBUF_LIMIT bytes never
+ * spills: the move happens once the buffer has held WD_STRBUF_LIMIT bytes
+ * and holds OVERFLOW or more.  A file buffer stays a file until cleared.
+ */
 struct wd_buf *wd_buf_new(uint64_t overflow);
 void wd_buf_free(struct wd_buf *b); /* NULL is fine */
 
@@ -39,14 +44,17 @@ int wd_buf_is_file(const struct wd_buf *b);
  * (0 at end), or -1 (errno).
  */
 ssize_t wd_buf_read(struct wd_buf *b, void *dst, size_t len);
-/* Drop LEN bytes from the head (after a successful send). 0 or -1. */
+/* Drop LEN bytes from the head (after a successful send).  0, or -1
+ * (EINVAL) when LEN exceeds wd_buf_len and nothing is dropped. */
 int wd_buf_skip(struct wd_buf *b, uint64_t len);
 
 /*
  * Zero-copy access to the head for the writer: sets *PTR to contiguous
  * in-memory bytes and returns their count, or, for a file-backed buffer,
  * returns 0 and sets *FD / *OFF so the caller can sendfile(2) from it
- * (up to wd_buf_len bytes).  -1 on error.
+ * (up to wd_buf_len bytes); *FD is -1 in memory mode.  The pointer is
+ * valid until the next call that modifies B.  Any out pointer may be
+ * NULL.  -1 on error.
  */
 ssize_t wd_buf_peek(struct wd_buf *b, const void **ptr, int *fd, off_t *off);
 

@@ -1,2 +1,132 @@
-/* util.c - being written (see common/util.h). */
+/*
+ * util.c - small shared helpers of SPEC.md 18 (see util.h).
+ *
+ * Everything here is pure except wd_cleanup_unix_socket (one stat and
+ * one unlink) and wd_ipv6_available (opens and closes a socket).  No
+ * static state: any thread.
+ */
 #include "util.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int
+wd_is_tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+        (c >= 'A' && c <= 'Z'))
+        return 1;
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+ssize_t
+wd_find_double_newline(const char *buf, size_t len)
+{
+    const char *p = buf, *end = buf + len;
+
+    while (end - p >= 4) {
+        const char *cr = memchr(p, '\r', (size_t)(end - p) - 3);
+
+        if (cr == NULL)
+            return -1;
+        if (cr[1] == '\n' && cr[2] == '\r' && cr[3] == '\n')
+            return cr + 4 - buf;
+        p = cr + 1;
+    }
+    return -1;
+}
+
+/* qdtext of RFC 9110: HT, SP, 0x21, 0x23-0x5B, 0x5D-0x7E, obs-text. */
+static int
+is_qdtext(unsigned char c)
+{
+    return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) ||
+           (c >= 0x5d && c <= 0x7e) || c >= 0x80;
+}
+
+/* The character after a backslash in a quoted-pair. */
+static int
+is_quoted_pair_char(unsigned char c)
+{
+    return c == '\t' || c == ' ' || (c >= 0x21 && c <= 0x7e) || c >= 0x80;
+}
+
+int
+wd_undquote(const char *in, size_t in_len, char *out, size_t *out_len)
+{
+    int starts = in_len > 0 && in[0] == '"';
+    int ends = in_len > 0 && in[in_len - 1] == '"';
+    size_t i, n = 0;
+
+    if (!starts && !ends) {
+        memcpy(out, in, in_len);
+        out[in_len] = '\0';
+        *out_len = in_len;
+        return 0;
+    }
+    if (!starts || !ends || in_len < 2)
+        return -1;
+    /*
+     * The value must be exactly one quoted-string: the first unescaped
+     * quote after the opening one has to be the last character.
+     */
+    for (i = 1; i < in_len; i++) {
+        unsigned char c = (unsigned char)in[i];
+
+        if (c == '"') {
+            if (i != in_len - 1)
+                return -1;
+            out[n] = '\0';
+            *out_len = n;
+            return 0;
+        }
+        if (c == '\\') {
+            if (i + 1 >= in_len ||
+                !is_quoted_pair_char((unsigned char)in[i + 1]))
+                return -1;
+            out[n++] = in[++i];
+        } else if (is_qdtext(c)) {
+            out[n++] = (char)c;
+        } else {
+            return -1;
+        }
+    }
+    return -1; /* the closing quote was escaped */
+}
+
+int
+wd_cleanup_unix_socket(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0)
+        return errno == ENOENT ? 0 : -1;
+    if (S_ISSOCK(st.st_mode))
+        (void)unlink(path); /* a concurrent remover may win: fine */
+    return 0;
+}
+
+void
+wd_strip_brackets(char *s)
+{
+    size_t len = strlen(s);
+
+    if (len >= 2 && s[0] == '[' && s[len - 1] == ']') {
+        memmove(s, s + 1, len - 2);
+        s[len - 2] = '\0';
+    }
+}
+
+int
+wd_ipv6_available(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
+}

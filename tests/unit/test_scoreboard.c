@@ -1,2 +1,249 @@
-/* Unit tests for common/scoreboard.c - being written. */
+/* Unit tests for common/scoreboard.c (STYLE.md 7). */
 #include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "scoreboard.h"
+
+Test(scoreboard, new_has_header_and_free_slots)
+{
+    struct wd_sb *sb = wd_sb_new(4);
+    struct wd_sb_info info;
+
+    cr_assert_not_null(sb);
+    cr_assert_eq(sb->magic, WD_SB_MAGIC);
+    cr_assert_eq(sb->version, WD_SB_VERSION);
+    cr_assert_eq(sb->nslots, 4);
+    for (int i = 0; i < 4; i++) {
+        wd_sb_read(wd_sb_slot(sb, i), &info);
+        cr_assert_eq(info.pid, WD_SB_PID_FREE);
+        cr_assert_eq(info.state, WD_SB_FREE);
+    }
+    wd_sb_free(sb);
+}
+
+Test(scoreboard, zero_slots_is_einval)
+{
+    errno = 0;
+    cr_assert_null(wd_sb_new(0));
+    cr_assert_eq(errno, EINVAL);
+}
+
+Test(scoreboard, free_null_is_noop)
+{
+    wd_sb_free(NULL);
+}
+
+Test(scoreboard, slots_are_cache_line_aligned)
+{
+    struct wd_sb *sb = wd_sb_new(3);
+
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq((uintptr_t)wd_sb_slot(sb, i) % 64, 0);
+    cr_assert_geq((char *)wd_sb_slot(sb, 1) - (char *)wd_sb_slot(sb, 0), 64);
+    wd_sb_free(sb);
+}
+
+Test(scoreboard, slot_index_out_of_range)
+{
+    struct wd_sb *sb = wd_sb_new(2);
+
+    cr_assert_null(wd_sb_slot(sb, -1));
+    cr_assert_null(wd_sb_slot(sb, 2));
+    cr_assert_not_null(wd_sb_slot(sb, 1));
+    wd_sb_free(sb);
+}
+
+Test(scoreboard, claim_resets_and_marks_booting)
+{
+    struct wd_sb *sb = wd_sb_new(2);
+    struct wd_sb_info info;
+    int64_t before = wd_sb_now_ms();
+    int i = wd_sb_claim(sb, 7);
+
+    cr_assert_eq(i, 0);
+    wd_sb_read(wd_sb_slot(sb, i), &info);
+    cr_assert_eq(info.pid, WD_SB_PID_RESERVED);
+    cr_assert_eq(info.generation, 7);
+    cr_assert_eq(info.state, WD_SB_BOOTING);
+    cr_assert_geq(info.heartbeat_ms, before);
+    cr_assert_leq(llabs(info.started_at - (int64_t)time(NULL)), 2);
+    wd_sb_set_pid(sb, i, 4242);
+    wd_sb_read(wd_sb_slot(sb, i), &info);
+    cr_assert_eq(info.pid, 4242);
+    wd_sb_free(sb);
+}
+
+Test(scoreboard, claim_until_full_then_enospc)
+{
+    struct wd_sb *sb = wd_sb_new(2);
+
+    cr_assert_eq(wd_sb_claim(sb, 1), 0);
+    cr_assert_eq(wd_sb_claim(sb, 1), 1);
+    errno = 0;
+    cr_assert_eq(wd_sb_claim(sb, 1), -1);
+    cr_assert_eq(errno, ENOSPC);
+    wd_sb_free(sb);
+}
+
+Test(scoreboard, release_then_reclaim_clears_old_counters)
+{
+    struct wd_sb *sb = wd_sb_new(1);
+    struct wd_sb_slot *s;
+    struct wd_sb_info info;
+
+    cr_assert_eq(wd_sb_claim(sb, 1), 0);
+    s = wd_sb_slot(sb, 0);
+    wd_sb_add_request(s);
+    wd_sb_add_bytes(s, 10, 20);
+    wd_sb_set_connections(s, 5);
+    wd_sb_release(sb, 0);
+    wd_sb_read(s, &info);
+    cr_assert_eq(info.pid, WD_SB_PID_FREE);
+    cr_assert_eq(info.state, WD_SB_FREE);
+
+    cr_assert_eq(wd_sb_claim(sb, 2), 0);
+    wd_sb_read(s, &info);
+    cr_assert_eq(info.generation, 2);
+    cr_assert_eq(info.requests, 0);
+    cr_assert_eq(info.bytes_in, 0);
+    cr_assert_eq(info.bytes_out, 0);
+    cr_assert_eq(info.connections, 0);
+    wd_sb_free(sb);
+}
+
+Test(scoreboard, setters_and_counters)
+{
+    struct wd_sb *sb = wd_sb_new(1);
+    struct wd_sb_slot *s;
+    struct wd_sb_info info;
+
+    wd_sb_claim(sb, 1);
+    s = wd_sb_slot(sb, 0);
+    wd_sb_set_state(s, WD_SB_BUSY);
+    wd_sb_set_threads(s, 4);
+    wd_sb_set_queue_depth(s, 3);
+    wd_sb_set_connections(s, 9);
+    wd_sb_busy_add(s, 2);
+    wd_sb_busy_add(s, -1);
+    wd_sb_add_request(s);
+    wd_sb_add_request(s);
+    wd_sb_add_bytes(s, 100, 0);
+    wd_sb_add_bytes(s, 0, 250);
+    wd_sb_add_exception(s);
+    wd_sb_read(s, &info);
+    cr_assert_eq(info.state, WD_SB_BUSY);
+    cr_assert_eq(info.threads, 4);
+    cr_assert_eq(info.queue_depth, 3);
+    cr_assert_eq(info.connections, 9);
+    cr_assert_eq(info.busy_threads, 1);
+    cr_assert_eq(info.requests, 2);
+    cr_assert_eq(info.bytes_in, 100);
+    cr_assert_eq(info.bytes_out, 250);
+    cr_assert_eq(info.exceptions, 1);
+    wd_sb_free(sb);
+}
+
+Test(scoreboard, forked_child_writes_parent_reads)
+{
+    struct wd_sb *sb = wd_sb_new(2);
+    int slot = wd_sb_claim(sb, 3);
+    int status;
+    pid_t pid;
+    struct wd_sb_info info;
+    int64_t before;
+
+    cr_assert_geq(slot, 0);
+    before = wd_sb_now_ms();
+    pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        struct wd_sb_slot *s = wd_sb_slot(sb, slot);
+
+        wd_sb_set_state(s, WD_SB_IDLE);
+        wd_sb_set_threads(s, 8);
+        wd_sb_heartbeat(s);
+        for (int i = 0; i < 1000; i++)
+            wd_sb_add_request(s);
+        wd_sb_add_bytes(s, 12345, 67890);
+        _exit(0);
+    }
+    wd_sb_set_pid(sb, slot, pid);
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    wd_sb_read(wd_sb_slot(sb, slot), &info);
+    cr_assert_eq(info.pid, pid);
+    cr_assert_eq(info.generation, 3);
+    cr_assert_eq(info.state, WD_SB_IDLE);
+    cr_assert_eq(info.threads, 8);
+    cr_assert_eq(info.requests, 1000);
+    cr_assert_eq(info.bytes_in, 12345);
+    cr_assert_eq(info.bytes_out, 67890);
+    cr_assert_geq(info.heartbeat_ms, before);
+    /* The neighbour slot saw nothing. */
+    wd_sb_read(wd_sb_slot(sb, 1 - slot), &info);
+    cr_assert_eq(info.pid, WD_SB_PID_FREE);
+    cr_assert_eq(info.requests, 0);
+    wd_sb_free(sb);
+}
+
+Test(scoreboard, concurrent_adds_from_processes_are_not_lost)
+{
+    struct wd_sb *sb = wd_sb_new(1);
+    struct wd_sb_slot *s;
+    struct wd_sb_info info;
+    pid_t kids[4];
+
+    wd_sb_claim(sb, 1);
+    s = wd_sb_slot(sb, 0);
+    for (int k = 0; k < 4; k++) {
+        kids[k] = fork();
+        cr_assert_geq(kids[k], 0);
+        if (kids[k] == 0) {
+            for (int i = 0; i < 100000; i++) {
+                wd_sb_busy_add(s, 1);
+                wd_sb_add_exception(s);
+                wd_sb_busy_add(s, -1);
+            }
+            _exit(0);
+        }
+    }
+    for (int k = 0; k < 4; k++) {
+        int status;
+
+        cr_assert_eq(waitpid(kids[k], &status, 0), kids[k]);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    wd_sb_read(s, &info);
+    cr_assert_eq(info.exceptions, 400000);
+    cr_assert_eq(info.busy_threads, 0);
+    wd_sb_free(sb);
+}
+
+Test(scoreboard, state_names)
+{
+    cr_assert_str_eq(wd_sb_state_name(WD_SB_BOOTING), "booting");
+    cr_assert_str_eq(wd_sb_state_name(WD_SB_IDLE), "idle");
+    cr_assert_str_eq(wd_sb_state_name(WD_SB_BUSY), "busy");
+    cr_assert_str_eq(wd_sb_state_name(WD_SB_STOPPING), "stopping");
+    cr_assert_str_eq(wd_sb_state_name(WD_SB_FREE), "free");
+    cr_assert_str_eq(wd_sb_state_name(99), "free");
+}
+
+Test(scoreboard, now_ms_is_monotonic)
+{
+    int64_t a = wd_sb_now_ms();
+    struct timespec ts = {0, 20 * 1000000};
+    int64_t b;
+
+    nanosleep(&ts, NULL);
+    b = wd_sb_now_ms();
+    cr_assert_geq(b - a, 19);
+}

@@ -1,2 +1,289 @@
-/* Unit tests for common/util.c - being written. */
+/* Unit tests for common/util.c (SPEC.md 18). */
 #include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* --- wd_is_tchar ------------------------------------------------------ */
+
+Test(util, tchar_accepts_token_characters)
+{
+    const char *ok = "!#$%&'*+-.^_`|~0123456789"
+                     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+    for (const char *p = ok; *p; p++)
+        cr_assert(wd_is_tchar((unsigned char)*p), "'%c'", *p);
+}
+
+Test(util, tchar_rejects_everything_else)
+{
+    int count = 0;
+
+    for (int c = 0; c < 256; c++)
+        count += wd_is_tchar((unsigned char)c) != 0;
+    cr_assert_eq(count, 15 + 10 + 52);
+    cr_assert_not(wd_is_tchar('\0'));
+    cr_assert_not(wd_is_tchar(' '));
+    cr_assert_not(wd_is_tchar(':'));
+    cr_assert_not(wd_is_tchar('"'));
+    cr_assert_not(wd_is_tchar('('));
+    cr_assert_not(wd_is_tchar(0x7f));
+    cr_assert_not(wd_is_tchar(0xe9));
+}
+
+/* --- wd_find_double_newline ------------------------------------------- */
+
+#define FDN(s) wd_find_double_newline(s, sizeof(s) - 1)
+
+Test(util, double_newline_waitress_cases)
+{
+    cr_assert_eq(FDN(""), -1);
+    cr_assert_eq(FDN("\n"), -1);
+    cr_assert_eq(FDN("\n\n"), -1);
+    cr_assert_eq(FDN("\r\n"), -1);
+    cr_assert_eq(FDN("\r\n\r\n"), 4);
+    cr_assert_eq(FDN("\n\n00\r\n\r\n"), 8);
+}
+
+Test(util, double_newline_first_one_wins)
+{
+    cr_assert_eq(FDN("GET / HTTP/1.1\r\nA: b\r\n\r\nbody\r\n\r\n"), 24);
+    cr_assert_eq(FDN("\r\r\n\r\n"), 5);
+    cr_assert_eq(FDN("\r\n\r\r\n\r\n"), 7);
+}
+
+Test(util, double_newline_respects_len)
+{
+    cr_assert_eq(wd_find_double_newline("ab\r\n\r\n", 5), -1);
+    cr_assert_eq(wd_find_double_newline("ab\r\n\r\n", 6), 6);
+    cr_assert_eq(wd_find_double_newline(NULL, 0), -1);
+}
+
+/* --- wd_undquote ------------------------------------------------------ */
+
+static void
+undq_ok(const char *in, const char *want)
+{
+    char out[256];
+    size_t n = 999;
+
+    cr_assert_eq(wd_undquote(in, strlen(in), out, &n), 0, "in %s", in);
+    cr_assert_str_eq(out, want);
+    cr_assert_eq(n, strlen(want));
+}
+
+static void
+undq_bad(const char *in)
+{
+    char out[256];
+    size_t n;
+
+    cr_assert_eq(wd_undquote(in, strlen(in), out, &n), -1, "in %s", in);
+}
+
+Test(util, undquote_spec_examples)
+{
+    undq_ok("\"a\\\"b\"", "a\"b");
+    undq_bad("\"");
+    undq_bad("\"abc");
+    undq_ok("\"\"", "");
+}
+
+Test(util, undquote_unquoted_is_unchanged)
+{
+    undq_ok("", "");
+    undq_ok("test", "test");
+    undq_ok("a\\b", "a\\b");
+    undq_ok("in\"side", "in\"side");
+}
+
+Test(util, undquote_waitress_cases)
+{
+    undq_ok("\"test\"", "test");
+    undq_ok("\"\\\"\"", "\"");
+    undq_ok("\"\t\"", "\t");
+    undq_ok("\"\\\t\"", "\t");
+    undq_bad("\"\\\"");
+    undq_bad("\"test");
+}
+
+Test(util, undquote_quote_at_end_only_is_error)
+{
+    undq_bad("abc\"");
+}
+
+Test(util, undquote_must_be_one_quoted_string)
+{
+    undq_bad("\"a\"b\"");
+    undq_bad("\"a\" \"b\"");
+}
+
+Test(util, undquote_rejects_controls_inside)
+{
+    undq_bad("\"a\x01" "b\"");
+    undq_bad("\"a\x7f" "b\"");
+    undq_bad("\"a\\\x01" "b\"");
+}
+
+Test(util, undquote_keeps_obs_text_and_backslash_pairs)
+{
+    undq_ok("\"caf\xe9\"", "caf\xe9");
+    undq_ok("\"\\\\\"", "\\");
+    undq_ok("\"\\a\\b\"", "ab");
+    undq_ok("\"x\\\xe9\"", "x\xe9");
+}
+
+Test(util, undquote_uses_length_not_nul)
+{
+    char out[8];
+    size_t n;
+
+    cr_assert_eq(wd_undquote("\"ab\"zz", 4, out, &n), 0);
+    cr_assert_str_eq(out, "ab");
+    cr_assert_eq(wd_undquote("\"ab\"zz", 3, out, &n), -1);
+}
+
+/* --- wd_cleanup_unix_socket ------------------------------------------- */
+
+static char tmpdir[PATH_MAX];
+
+static void
+make_tmpdir(void)
+{
+    strcpy(tmpdir, "/tmp/wd-test-util-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void
+path_in_tmp(char *out, size_t size, const char *name)
+{
+    cr_assert_lt(snprintf(out, size, "%s/%s", tmpdir, name), (int)size);
+}
+
+Test(util, cleanup_removes_socket)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    struct stat st;
+    int fd;
+
+    make_tmpdir();
+    path_in_tmp(sun.sun_path, sizeof sun.sun_path, "s.sock");
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+    cr_assert_eq(stat(sun.sun_path, &st), 0);
+    cr_assert(S_ISSOCK(st.st_mode));
+
+    cr_assert_eq(wd_cleanup_unix_socket(sun.sun_path), 0);
+    cr_assert_eq(stat(sun.sun_path, &st), -1);
+    cr_assert_eq(errno, ENOENT);
+    close(fd);
+    rmdir(tmpdir);
+}
+
+Test(util, cleanup_leaves_regular_file)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    int fd;
+
+    make_tmpdir();
+    path_in_tmp(path, sizeof path, "plain");
+    fd = open(path, O_CREAT | O_WRONLY, 0600);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(wd_cleanup_unix_socket(path), 0);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert(S_ISREG(st.st_mode));
+    unlink(path);
+    rmdir(tmpdir);
+}
+
+Test(util, cleanup_leaves_directory)
+{
+    make_tmpdir();
+    cr_assert_eq(wd_cleanup_unix_socket(tmpdir), 0);
+    cr_assert_eq(access(tmpdir, F_OK), 0);
+    rmdir(tmpdir);
+}
+
+Test(util, cleanup_missing_path_is_fine)
+{
+    char path[PATH_MAX];
+
+    make_tmpdir();
+    path_in_tmp(path, sizeof path, "nothing-here");
+    cr_assert_eq(wd_cleanup_unix_socket(path), 0);
+    rmdir(tmpdir);
+}
+
+Test(util, cleanup_reports_other_stat_errors)
+{
+    char path[PATH_MAX];
+    int fd;
+
+    /* A path through a regular file: ENOTDIR, not ENOENT. */
+    make_tmpdir();
+    path_in_tmp(path, sizeof path, "file");
+    fd = open(path, O_CREAT | O_WRONLY, 0600);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    strcat(path, "/sock");
+    errno = 0;
+    cr_assert_eq(wd_cleanup_unix_socket(path), -1);
+    cr_assert_eq(errno, ENOTDIR);
+    path[strlen(path) - 5] = '\0';
+    unlink(path);
+    rmdir(tmpdir);
+}
+
+/* --- wd_strip_brackets ------------------------------------------------ */
+
+static void
+strip(const char *in, const char *want)
+{
+    char buf[64];
+
+    strcpy(buf, in);
+    wd_strip_brackets(buf);
+    cr_assert_str_eq(buf, want, "in %s", in);
+}
+
+Test(util, strip_brackets_both_ends)
+{
+    strip("[2001:db8::1]", "2001:db8::1");
+    strip("[]", "");
+    strip("[[x]]", "[x]");
+}
+
+Test(util, strip_brackets_needs_both)
+{
+    strip("[2001:db8::1", "[2001:db8::1");
+    strip("2001:db8::1]", "2001:db8::1]");
+    strip("[", "[");
+    strip("]", "]");
+    strip("", "");
+    strip("1.2.3.4", "1.2.3.4");
+}
+
+/* --- wd_ipv6_available ------------------------------------------------ */
+
+Test(util, ipv6_available_matches_kernel)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    int expect = fd >= 0;
+
+    if (fd >= 0)
+        close(fd);
+    cr_assert_eq(wd_ipv6_available() != 0, expect);
+}

@@ -71,4 +71,13 @@ int wd_task_wait_writable(struct wd_task *t);
 /* Nonzero once the worker has seen EOF or an error on the connection. */
 int wd_task_client_disconnected(struct wd_task *t);
 
+/*
+ * Nonzero once the worker is stopping gracefully (SPEC.md 4.4).  It can
+ * turn on while the app runs (TERM), so the bridge asks just before it
+ * writes the response headers and adds Connection: close if so.  The
+ * field t->stopping holds the same flag (set at task start, and updated
+ * atomically); this function is the race-free way to read it.
+ */
+int wd_task_stopping(struct wd_task *t);
+
 #endif

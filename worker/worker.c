@@ -1,2 +1,165 @@
-/* worker.c - being written (see worker/worker.h). */
+/*
+ * worker.c - one worker process (SPEC.md 4.1, 4.4).
+ *
+ * Called by the master right after fork with every signal blocked.  Boots
+ * Python and the application first (the bridge releases the GIL), then
+ * builds the loop, starts the pool threads (they inherit the blocked mask
+ * and keep it), unblocks signals on this thread only, tells the master it
+ * is ready and runs the loop until a graceful stop has drained it.
+ *
+ * The loop thread never holds the GIL and never calls Python, except for
+ * wd_wsgi_shutdown once the pool has stopped.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "channel.h"
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+#include "pool.h"
+#include "wd.h"
 #include "worker.h"
+#include "wsgi.h"
+
+#define POOL_STOP_SECONDS 5.0
+
+static const int ignored_signals[] = {
+    SIGHUP, SIGTTIN, SIGTTOU, SIGWINCH, SIGUSR2, SIGPIPE,
+};
+static const int handled_signals[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1};
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct wd_loop *l = arg;
+
+    switch (sig) {
+    case SIGTERM:
+        wd_loop_stop(l);
+        break;
+    case SIGINT:
+    case SIGQUIT:
+        /* fast stop: in-flight requests are abandoned; logs are unbuffered */
+        _exit(WD_EXIT_OK);
+    case SIGUSR1:
+        if (wd_log_reopen() != 0)
+            wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot reopen logs: %s",
+                   strerror(errno));
+        break;
+    }
+}
+
+static void
+libevent_log_cb(int severity, const char *msg)
+{
+    wd_log(severity >= EVENT_LOG_ERR ? WD_LOG_ERROR : WD_LOG_DEBUG,
+           WD_CAT_SERVER, "libevent: %s", msg);
+}
+
+static void
+close_fds(const int *fds, size_t nfds)
+{
+    for (size_t i = 0; i < nfds; i++)
+        close(fds[i]);
+}
+
+int
+wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
+               int slot, int ready_fd)
+{
+    static const struct wd_pool_ops ops = {
+        .thread_start = wd_wsgi_thread_start,
+        .thread_stop = wd_wsgi_thread_stop,
+        .run = wd_wsgi_run,
+        .done = wd_task_done,
+        .discard = wd_task_discard,
+    };
+    struct event *sigev[WD_ARRAY_LEN(handled_signals)] = {0};
+    struct event_base *base = NULL;
+    struct wd_pool *pool = NULL;
+    struct wd_loop loop;
+    sigset_t none;
+    unsigned left;
+    int rc;
+
+    (void)slot; /* the scoreboard slot: heartbeat and counters come later */
+    for (size_t i = 0; i < WD_ARRAY_LEN(ignored_signals); i++)
+        signal(ignored_signals[i], SIG_IGN);
+    event_set_log_callback(libevent_log_cb);
+
+    if ((rc = wd_wsgi_init(cfg, cfg->workers)) != 0) {
+        close_fds(fds, nfds);
+        return rc;
+    }
+    if ((base = event_base_new()) == NULL) {
+        wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "event_base_new failed");
+        close_fds(fds, nfds);
+        return WD_EXIT_BOOT;
+    }
+    if (wd_loop_init(&loop, base, cfg, fds, nfds) != 0) {
+        event_base_free(base);
+        return WD_EXIT_BOOT;
+    }
+    for (size_t i = 0; i < WD_ARRAY_LEN(handled_signals); i++) {
+        sigev[i] = evsignal_new(base, handled_signals[i], signal_cb, &loop);
+        if (sigev[i] == NULL || event_add(sigev[i], NULL) != 0) {
+            wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot watch signal %d",
+                   handled_signals[i]);
+            rc = WD_EXIT_BOOT;
+            goto cleanup;
+        }
+    }
+    /* threads created now inherit the fully blocked mask of the fork */
+    pool = wd_pool_new((unsigned)cfg->threads, &ops);
+    if (pool == NULL || wd_pool_start(pool) != 0) {
+        wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot start the thread pool");
+        rc = WD_EXIT_BOOT;
+        goto cleanup;
+    }
+    loop.pool = pool;
+
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (ready_fd >= 0) {
+        if (write(ready_fd, "R", 1) != 1)
+            wd_log(WD_LOG_WARNING, WD_CAT_SERVER, "ready pipe: %s",
+                   strerror(errno));
+        close(ready_fd);
+    }
+
+    event_base_dispatch(base);
+
+    left = wd_pool_stop(pool, POOL_STOP_SECONDS);
+    if (left > 0) {
+        /* threads still run the app and use channels: leave it all */
+        wd_log(WD_LOG_INFO, WD_CAT_SERVER, "Worker exiting (pid: %ld)",
+               (long)getpid());
+        return WD_EXIT_OK;
+    }
+    wd_pool_free(pool);
+    pool = NULL;
+    rc = WD_EXIT_OK;
+    wd_wsgi_shutdown();
+    wd_log(WD_LOG_INFO, WD_CAT_SERVER, "Worker exiting (pid: %ld)",
+           (long)getpid());
+
+cleanup:
+    if (pool != NULL) {
+        wd_pool_stop(pool, POOL_STOP_SECONDS);
+        wd_pool_free(pool);
+    }
+    wd_loop_cleanup(&loop);
+    for (size_t i = 0; i < WD_ARRAY_LEN(sigev); i++)
+        if (sigev[i] != NULL)
+            event_free(sigev[i]);
+    event_base_free(base);
+    return rc;
+}

@@ -1,0 +1,42 @@
+/*
+ * listen.h - the master's listening sockets (SPEC.md 3.1 - 3.3).
+ *
+ * Opened once before the first fork and inherited by every worker.  Each
+ * socket is non-blocking and close-on-exec; TCP ones have SO_REUSEADDR
+ * (and IPV6_V6ONLY for AF_INET6).  Master only.
+ */
+#ifndef WD_MASTER_LISTEN_H
+#define WD_MASTER_LISTEN_H
+
+#include <stddef.h>
+
+struct wd_config;
+
+struct wd_listener {
+    int fd;
+    int inherited;   /* from `sockets`: never unlinked */
+    char *unix_path; /* bound Unix socket path (owned), or NULL */
+    char name[300];  /* "http://127.0.0.1:8080", "http://[::1]:80",
+                        "http://unix:/path" */
+};
+
+/*
+ * Bind and listen on every address of CFG (cfg->addrs, or unix_socket,
+ * or the inherited cfg->sockets).  On success *OUT holds *N listeners
+ * (free with wd_listen_close_all) and 0 is returned; on failure nothing
+ * stays open and ERR holds one line naming the address and the reason.
+ */
+int wd_listen_open_all(const struct wd_config *cfg, struct wd_listener **out,
+                       size_t *n, char *err, size_t errlen);
+
+/* Log "Serving on NAME" for each listener (INFO, waitressd). */
+void wd_listen_log(const struct wd_listener *ls, size_t n);
+
+/*
+ * Close every listener (inherited ones too: final shutdown or a failed
+ * start); with UNLINK_UNIX, also remove the Unix socket
+ * files we bound (final shutdown, not reload).  Frees LS.
+ */
+void wd_listen_close_all(struct wd_listener *ls, size_t n, int unlink_unix);
+
+#endif

@@ -1,0 +1,305 @@
+/*
+ * test_pool.c - worker/pool.c (FIFO task queue, threads, queue-depth
+ * warning, stop) and worker/mailbox.c (pool -> loop wake-ups).
+ */
+#include "autoconfig.h"
+
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "mailbox.h"
+#include "pool.h"
+#include "task.h"
+
+/* ---- pool ------------------------------------------------------------ */
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int order[64];
+static int nrun, ndone, ndiscard, gate_open, sigterm_blocked;
+
+static void
+reset(void)
+{
+    nrun = ndone = ndiscard = sigterm_blocked = 0;
+    gate_open = 1;
+    wd_log_set_level(WD_LOG_ERROR); /* quiet, unless a test logs to a file */
+}
+
+static void
+run_cb(struct wd_task *t)
+{
+    sigset_t cur;
+
+    pthread_sigmask(SIG_SETMASK, NULL, &cur);
+    pthread_mutex_lock(&mu);
+    while (!gate_open)
+        pthread_cond_wait(&cv, &mu);
+    order[nrun++] = t->status;
+    if (sigismember(&cur, SIGTERM))
+        sigterm_blocked++;
+    pthread_mutex_unlock(&mu);
+}
+
+static void
+done_cb(struct wd_task *t)
+{
+    pthread_mutex_lock(&mu);
+    ndone++;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    free(t);
+}
+
+static void
+discard_cb(struct wd_task *t)
+{
+    ndiscard++;
+    free(t);
+}
+
+static const struct wd_pool_ops ops = {
+    .run = run_cb, .done = done_cb, .discard = discard_cb,
+};
+
+static struct wd_task *
+task_with_id(int id)
+{
+    struct wd_task *t = calloc(1, sizeof *t);
+
+    cr_assert_not_null(t);
+    t->status = id;
+    return t;
+}
+
+static void
+wait_done(int n)
+{
+    pthread_mutex_lock(&mu);
+    while (ndone < n)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+
+static char logpath[64];
+
+static void
+log_to_temp(void)
+{
+    int fd;
+
+    snprintf(logpath, sizeof logpath, "/tmp/test_pool.XXXXXX");
+    fd = mkstemp(logpath);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(wd_log_open(logpath, NULL), 0);
+    wd_log_set_level(WD_LOG_INFO);
+}
+
+static char *
+read_log(void)
+{
+    static char text[8192];
+    FILE *f = fopen(logpath, "r");
+    size_t n;
+
+    cr_assert_not_null(f);
+    n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(logpath);
+    return text;
+}
+
+Test(pool, one_thread_runs_tasks_in_fifo_order)
+{
+    struct wd_pool *p;
+
+    reset();
+    p = wd_pool_new(1, &ops);
+    cr_assert_not_null(p);
+    cr_assert_eq(wd_pool_start(p), 0);
+    for (int i = 0; i < 20; i++)
+        wd_pool_post(p, task_with_id(i));
+    wait_done(20);
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(order[i], i);
+    cr_assert_eq(wd_pool_stop(p, 5), 0);
+    wd_pool_free(p);
+}
+
+Test(pool, every_task_runs_once_with_many_threads)
+{
+    struct wd_pool *p;
+    int seen[50] = {0};
+
+    reset();
+    p = wd_pool_new(4, &ops);
+    cr_assert_eq(wd_pool_start(p), 0);
+    for (int i = 0; i < 50; i++)
+        wd_pool_post(p, task_with_id(i));
+    wait_done(50);
+    cr_assert_eq(nrun, 50);
+    for (int i = 0; i < 50; i++)
+        seen[order[i]]++;
+    for (int i = 0; i < 50; i++)
+        cr_assert_eq(seen[i], 1);
+    cr_assert_eq(wd_pool_stop(p, 5), 0);
+    wd_pool_free(p);
+}
+
+Test(pool, threads_block_async_signals)
+{
+    struct wd_pool *p;
+
+    reset();
+    p = wd_pool_new(2, &ops);
+    cr_assert_eq(wd_pool_start(p), 0);
+    for (int i = 0; i < 4; i++)
+        wd_pool_post(p, task_with_id(i));
+    wait_done(4);
+    cr_assert_eq(sigterm_blocked, 4);
+    wd_pool_stop(p, 5);
+    wd_pool_free(p);
+}
+
+Test(pool, queue_deeper_than_idle_threads_is_logged)
+{
+    struct wd_pool *p;
+    char *log;
+
+    reset();
+    log_to_temp();
+    p = wd_pool_new(1, &ops);
+    cr_assert_eq(wd_pool_start(p), 0);
+    pthread_mutex_lock(&mu);
+    gate_open = 0;
+    pthread_mutex_unlock(&mu);
+    wd_pool_post(p, task_with_id(0));
+    while (wd_pool_busy(p) == 0) /* the only thread holds task 0 */
+        usleep(1000);
+    wd_pool_post(p, task_with_id(1));
+    wd_pool_post(p, task_with_id(2));
+    pthread_mutex_lock(&mu);
+    gate_open = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    wait_done(3);
+    wd_pool_stop(p, 5);
+    wd_pool_free(p);
+    log = read_log();
+    cr_assert_not_null(strstr(log, "[WARNING] [waitressd.queue] Task queue depth is 1"));
+    cr_assert_not_null(strstr(log, "[WARNING] [waitressd.queue] Task queue depth is 2"));
+}
+
+Test(pool, stop_discards_queued_tasks)
+{
+    struct wd_pool *p;
+    char *log;
+
+    reset();
+    log_to_temp();
+    p = wd_pool_new(1, &ops);
+    /* not started: nothing can take the tasks */
+    for (int i = 0; i < 3; i++)
+        wd_pool_post(p, task_with_id(i));
+    cr_assert_eq(wd_pool_queued(p), 3);
+    cr_assert_eq(wd_pool_stop(p, 1), 0);
+    cr_assert_eq(ndiscard, 3);
+    cr_assert_eq(nrun, 0);
+    wd_pool_free(p);
+    log = read_log();
+    cr_assert_not_null(strstr(log, "Canceling 3 pending task(s)"));
+}
+
+Test(pool, zero_threads_is_refused)
+{
+    cr_assert_null(wd_pool_new(0, &ops));
+}
+
+/* ---- mailbox --------------------------------------------------------- */
+
+struct probe {
+    struct wd_mb_node node; /* first: the callback casts back */
+    int calls;
+    unsigned flags;
+};
+
+static void
+mb_cb(struct wd_mb_node *node, unsigned flags, void *arg)
+{
+    struct probe *pr = (struct probe *)node;
+    struct event_base *base = arg;
+
+    pr->calls++;
+    pr->flags |= flags;
+    event_base_loopbreak(base);
+}
+
+struct poster {
+    struct wd_mailbox *mb;
+    struct probe *pr;
+};
+
+static void *
+post_from_thread(void *arg)
+{
+    struct poster *ps = arg;
+
+    wd_mailbox_post(ps->mb, &ps->pr->node, WD_MB_OUTPUT);
+    wd_mailbox_post(ps->mb, &ps->pr->node, WD_MB_OUTPUT);
+    wd_mailbox_post(ps->mb, &ps->pr->node, WD_MB_DONE);
+    return NULL;
+}
+
+Test(mailbox, posts_merge_into_one_callback)
+{
+    struct event_base *base = event_base_new();
+    struct probe pr = {0};
+    struct poster ps;
+    struct wd_mailbox *mb;
+    pthread_t tid;
+
+    mb = wd_mailbox_new(base, mb_cb, base);
+    cr_assert_not_null(mb);
+    ps.mb = mb;
+    ps.pr = &pr;
+    pthread_create(&tid, NULL, post_from_thread, &ps);
+    pthread_join(tid, NULL);
+    event_base_dispatch(base);
+    cr_assert_eq(pr.calls, 1);
+    cr_assert_eq(pr.flags, WD_MB_OUTPUT | WD_MB_DONE);
+    wd_mailbox_free(mb);
+    event_base_free(base);
+}
+
+Test(mailbox, every_node_is_called_and_can_be_posted_again)
+{
+    struct event_base *base = event_base_new();
+    struct probe a = {0}, b = {0};
+    struct wd_mailbox *mb = wd_mailbox_new(base, mb_cb, base);
+
+    wd_mailbox_post(mb, &a.node, WD_MB_OUTPUT);
+    wd_mailbox_post(mb, &b.node, WD_MB_DONE);
+    event_base_dispatch(base);
+    cr_assert_eq(a.calls, 1);
+    cr_assert_eq(b.calls, 1);
+    cr_assert_eq(a.flags, WD_MB_OUTPUT);
+    cr_assert_eq(b.flags, WD_MB_DONE);
+
+    wd_mailbox_post(mb, &a.node, WD_MB_DONE);
+    event_base_dispatch(base);
+    cr_assert_eq(a.calls, 2);
+    cr_assert_eq(a.flags, WD_MB_OUTPUT | WD_MB_DONE);
+    cr_assert_eq(b.calls, 1);
+    wd_mailbox_free(mb);
+    event_base_free(base);
+}

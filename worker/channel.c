@@ -1,0 +1,976 @@
+/*
+ * channel.c - client connections: reading and parsing, request queue,
+ * task hand-off, output buffers and back-pressure (see channel.h).
+ *
+ * Threads: everything static here runs on the loop thread, except the
+ * wd_task_* output functions, which run on the pool thread serving the
+ * channel's task.  The two meet only in the fields marked "under lock".
+ *
+ * Invariants:
+ *   - at most one task per channel (ch->task), and the queue holds the
+ *     complete requests behind it, in arrival order;
+ *   - the socket is read only while nothing is pending on output, the
+ *     connection is not closing, and no more than channel_request_lookahead
+ *     requests are queued or running (SPEC.md 5.1);
+ *   - only the loop closes the socket; a channel whose task is in flight
+ *     stays allocated until wd_task_done's notification arrives.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "buf.h"
+#include "channel.h"
+#include "config.h"
+#include "errors.h"
+#include "http_parse.h"
+#include "log.h"
+#include "loop.h"
+#include "mailbox.h"
+#include "pool.h"
+#include "wd.h"
+
+static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+/* Free a request pointer and forget it. */
+#define WD_FREE_REQ(r) \
+    do { \
+        wd_http_request_free(r); \
+        (r) = NULL; \
+    } while (0)
+
+/* One entry of the output list: a buffer, or a file range (sendfile). */
+struct out_entry {
+    struct out_entry *next;
+    struct wd_buf *buf; /* NULL for a file range */
+    int fd;             /* file range: our dup, closed when sent */
+    off_t off;
+    uint64_t len;
+};
+
+struct wd_channel {
+    struct wd_channel *prev, *next; /* the loop's list */
+    struct wd_loop *loop;           /* borrowed */
+    const struct wd_loop_listener *lst; /* borrowed */
+    int fd;                         /* -1 once closed */
+    struct event *rev, *wev;
+    int reading, writing; /* which events are added */
+    int sndbuf;           /* send piece size (SO_SNDBUF) */
+    char remote_addr[64];
+    char remote_port[16];
+
+    struct wd_http_request *req; /* being received, or NULL */
+    struct wd_http_request **queue; /* complete, not yet dispatched */
+    size_t qlen, qcap;
+    struct wd_task *task; /* in flight, or NULL */
+    int sent_continue;    /* 100 Continue sent for ch->req */
+    int close_when_flushed;
+    double last_activity;
+    struct wd_mb_node mb;
+
+    pthread_mutex_t lock;
+    pthread_cond_t drained;     /* output at or below the watermark */
+    struct out_entry *out_head; /* under lock */
+    struct out_entry *out_tail; /* under lock */
+    uint64_t total_out;         /* under lock: bytes pending */
+    uint64_t current_count;     /* under lock: bytes into the tail buffer */
+    int connected;              /* under lock: 0 once closed */
+};
+
+/* ------------------------------------------------------------------ */
+/* output list (callers hold ch->lock)                                 */
+
+static void
+entry_free(struct out_entry *e)
+{
+    if (e->buf != NULL)
+        wd_buf_free(e->buf);
+    else if (e->fd >= 0)
+        close(e->fd);
+    free(e);
+}
+
+static void
+out_clear(struct wd_channel *ch)
+{
+    struct out_entry *e, *n;
+
+    for (e = ch->out_head; e != NULL; e = n) {
+        n = e->next;
+        entry_free(e);
+    }
+    ch->out_head = ch->out_tail = NULL;
+    ch->total_out = 0;
+    ch->current_count = 0;
+}
+
+static void
+out_link(struct wd_channel *ch, struct out_entry *e)
+{
+    if (ch->out_tail != NULL)
+        ch->out_tail->next = e;
+    else
+        ch->out_head = e;
+    ch->out_tail = e;
+}
+
+/*
+ * A fresh buffer starts past outbuf_high_watermark bytes, after a file
+ * range, and at each new request (current_count forced to the
+ * watermark), so a long keep-alive connection releases its buffers.
+ */
+static int
+out_append(struct wd_channel *ch, const void *data, size_t len)
+{
+    const struct wd_config *cfg = ch->loop->cfg;
+    struct out_entry *e = ch->out_tail;
+
+    if (e == NULL || e->buf == NULL ||
+        ch->current_count >= (uint64_t)cfg->outbuf_high_watermark) {
+        if ((e = calloc(1, sizeof *e)) == NULL)
+            return -1;
+        e->fd = -1;
+        if ((e->buf = wd_buf_new((uint64_t)cfg->outbuf_overflow)) == NULL) {
+            free(e);
+            return -1;
+        }
+        out_link(ch, e);
+        ch->current_count = 0;
+    }
+    if (wd_buf_append(e->buf, data, len) != 0)
+        return -1;
+    ch->current_count += len;
+    ch->total_out += len;
+    return 0;
+}
+
+static uint64_t
+pending_output(struct wd_channel *ch)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&ch->lock);
+    n = ch->total_out;
+    pthread_mutex_unlock(&ch->lock);
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* lifetime                                                            */
+
+static void
+free_request_queue(struct wd_channel *ch)
+{
+    for (size_t i = 0; i < ch->qlen; i++)
+        wd_http_request_free(ch->queue[i]);
+    ch->qlen = 0;
+}
+
+static void
+free_task(struct wd_task *t)
+{
+    wd_http_request_free(t->req);
+    free(t->remote_user);
+    free(t->log_remote_addr);
+    free(t);
+}
+
+static void
+free_channel(struct wd_channel *ch)
+{
+    struct wd_loop *l = ch->loop;
+
+    if (ch->prev != NULL)
+        ch->prev->next = ch->next;
+    else
+        l->channels = ch->next;
+    if (ch->next != NULL)
+        ch->next->prev = ch->prev;
+    free_request_queue(ch);
+    free(ch->queue);
+    wd_http_request_free(ch->req);
+    pthread_mutex_lock(&ch->lock);
+    out_clear(ch);
+    pthread_mutex_unlock(&ch->lock);
+    pthread_cond_destroy(&ch->drained);
+    pthread_mutex_destroy(&ch->lock);
+    free(ch);
+    l->nchannels--;
+    wd_loop_channel_freed(l);
+}
+
+void
+wd_channel_close(struct wd_channel *ch)
+{
+    if (ch->fd >= 0) {
+        event_free(ch->rev);
+        event_free(ch->wev);
+        ch->rev = ch->wev = NULL;
+        ch->reading = ch->writing = 0;
+        close(ch->fd);
+        ch->fd = -1;
+
+        /* wake a thread waiting for room: it sees connected == 0 */
+        pthread_mutex_lock(&ch->lock);
+        ch->connected = 0;
+        out_clear(ch);
+        pthread_cond_broadcast(&ch->drained);
+        pthread_mutex_unlock(&ch->lock);
+
+        free_request_queue(ch);
+        WD_FREE_REQ(ch->req);
+        wd_loop_channel_closed(ch->loop);
+    }
+    if (ch->task == NULL)
+        free_channel(ch);
+}
+
+/* ------------------------------------------------------------------ */
+/* events                                                              */
+
+static int
+readable(struct wd_channel *ch, uint64_t pending)
+{
+    size_t inflight = ch->qlen + (ch->task != NULL);
+
+    return !ch->close_when_flushed && pending == 0 &&
+           inflight <= (size_t)ch->loop->cfg->channel_request_lookahead;
+}
+
+/*
+ * Bring the read/write events in line with the state, and close the
+ * socket when a closing response has been flushed.  Returns 1 when CH was
+ * closed (and may be gone).
+ */
+static int
+update(struct wd_channel *ch)
+{
+    uint64_t pending;
+    int want_read;
+
+    if (ch->fd < 0)
+        return 0;
+    pending = pending_output(ch);
+    if (pending == 0 && ch->close_when_flushed && ch->task == NULL) {
+        wd_channel_close(ch);
+        return 1;
+    }
+    want_read = readable(ch, pending);
+    if (want_read && !ch->reading) {
+        event_add(ch->rev, NULL);
+        ch->reading = 1;
+    } else if (!want_read && ch->reading) {
+        event_del(ch->rev);
+        ch->reading = 0;
+    }
+    if (pending == 0 && ch->writing) {
+        event_del(ch->wev);
+        ch->writing = 0;
+    }
+    return 0;
+}
+
+static int
+quiet_errno(int err)
+{
+    return err == ECONNRESET || err == ENOTCONN || err == ESHUTDOWN ||
+           err == ECONNABORTED || err == EPIPE || err == EBADF;
+}
+
+/*
+ * Send as much pending output as the socket takes.  Arms EV_WRITE only on
+ * EAGAIN.  Returns 0, or -1 after a send error (the caller closes).
+ */
+static int
+flush_output(struct wd_channel *ch)
+{
+    const struct wd_config *cfg = ch->loop->cfg;
+    int sent_any = 0, blocked = 0, err = 0, internal = 0;
+    struct out_entry *e;
+    ssize_t n;
+
+    pthread_mutex_lock(&ch->lock);
+    while ((e = ch->out_head) != NULL) {
+        size_t piece;
+
+        if (e->buf == NULL) {
+            if (e->len == 0) {
+                ch->out_head = e->next;
+                if (ch->out_head == NULL)
+                    ch->out_tail = NULL;
+                entry_free(e);
+                continue;
+            }
+            piece = e->len < (uint64_t)ch->sndbuf ? (size_t)e->len : (size_t)ch->sndbuf;
+            n = sendfile(ch->fd, e->fd, &e->off, piece);
+            if (n == 0) {
+                /* the file shrank: the promised length cannot be sent */
+                internal = 1;
+                break;
+            }
+            if (n > 0)
+                e->len -= n;
+        } else {
+            uint64_t avail = wd_buf_len(e->buf);
+            const void *ptr;
+            int ffd;
+            off_t off;
+            ssize_t r;
+
+            if (avail == 0) {
+                if (e == ch->out_tail)
+                    break;
+                ch->out_head = e->next;
+                entry_free(e);
+                continue;
+            }
+            r = wd_buf_peek(e->buf, &ptr, &ffd, &off);
+            if (r < 0) {
+                internal = 1;
+                break;
+            }
+            if (r > 0) {
+                piece = (size_t)r < (size_t)ch->sndbuf ? (size_t)r
+                                                       : (size_t)ch->sndbuf;
+                n = send(ch->fd, ptr, piece, MSG_NOSIGNAL);
+            } else {
+                piece = avail < (uint64_t)ch->sndbuf ? (size_t)avail : (size_t)ch->sndbuf;
+                n = sendfile(ch->fd, ffd, &off, piece);
+                if (n == 0) {
+                    internal = 1;
+                    break;
+                }
+            }
+            if (n > 0 && wd_buf_skip(e->buf, (uint64_t)n) != 0) {
+                internal = 1;
+                break;
+            }
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                blocked = 1;
+            else
+                err = errno;
+            break;
+        }
+        ch->total_out -= (uint64_t)n;
+        sent_any = 1;
+    }
+    if (ch->total_out <= (uint64_t)cfg->outbuf_high_watermark)
+        pthread_cond_broadcast(&ch->drained);
+    pthread_mutex_unlock(&ch->lock);
+
+    if (sent_any)
+        ch->last_activity = wd_loop_now();
+    if (internal) {
+        wd_log(WD_LOG_ERROR, WD_CAT_SERVER,
+               "Unexpected exception when flushing: %s", strerror(errno));
+        return -1;
+    }
+    if (err != 0) {
+        if (!quiet_errno(err) && cfg->log_socket_errors)
+            wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "Socket error: send: %s",
+                   strerror(err));
+        return -1;
+    }
+    if (blocked && !ch->writing) {
+        event_add(ch->wev, NULL);
+        ch->writing = 1;
+    }
+    return 0;
+}
+
+/*
+ * Flush, hand on a request that waited for the output to drain below the
+ * watermark, then update the events.  1 when CH was closed (may be gone).
+ */
+static void dispatch(struct wd_channel *ch);
+
+static int
+flush_and_update(struct wd_channel *ch)
+{
+    if (ch->fd < 0)
+        return 0;
+    if (flush_output(ch) != 0) {
+        wd_channel_close(ch);
+        return 1;
+    }
+    if (ch->task == NULL && ch->qlen > 0 && !ch->close_when_flushed) {
+        dispatch(ch);
+        if (flush_output(ch) != 0) {
+            wd_channel_close(ch);
+            return 1;
+        }
+    }
+    return update(ch);
+}
+
+/* ------------------------------------------------------------------ */
+/* requests                                                            */
+
+static const char *
+header_or_null(const struct wd_http_request *r, const char *name,
+               size_t *len)
+{
+    *len = 0;
+    if (r == NULL || r->headers == NULL)
+        return NULL;
+    return wd_http_request_header(r, name, len);
+}
+
+static void
+log_access(struct wd_channel *ch, const struct wd_http_request *r,
+           const char *remote_addr, const char *remote_user, int status,
+           uint64_t bytes)
+{
+    struct wd_access_rec rec;
+
+    if (!wd_log_access_enabled())
+        return;
+    memset(&rec, 0, sizeof rec);
+    rec.remote_addr = remote_addr != NULL ? remote_addr : ch->remote_addr;
+    rec.remote_user = remote_user;
+    if (r != NULL && r->request_line != NULL) {
+        rec.request_line = r->request_line;
+        rec.request_line_len = r->request_line_len;
+    }
+    rec.status = status;
+    rec.bytes = bytes;
+    rec.referer = header_or_null(r, "REFERER", &rec.referer_len);
+    rec.user_agent = header_or_null(r, "USER_AGENT", &rec.user_agent_len);
+    rec.when = time(NULL);
+    wd_log_access(&rec);
+}
+
+/* Forget everything queued behind a response that closes (SPEC.md 5.2). */
+static void
+close_after_flush(struct wd_channel *ch)
+{
+    ch->close_when_flushed = 1;
+    free_request_queue(ch);
+    WD_FREE_REQ(ch->req);
+}
+
+static void
+start_new_output_buffer(struct wd_channel *ch)
+{
+    pthread_mutex_lock(&ch->lock);
+    if (ch->current_count > 0)
+        ch->current_count = (uint64_t)ch->loop->cfg->outbuf_high_watermark;
+    pthread_mutex_unlock(&ch->lock);
+}
+
+/* The loop answers parse errors itself (SPEC.md 14); then the close. */
+static void
+answer_error(struct wd_channel *ch, struct wd_http_request *r)
+{
+    const struct wd_config *cfg = ch->loop->cfg;
+    size_t len = 0, body_len = 0;
+    char *resp;
+    int rc = -1;
+
+    resp = wd_error_response(r->error_status, r->error_detail, cfg->ident,
+                             r->error_http11, time(NULL), &len, &body_len);
+    start_new_output_buffer(ch);
+    if (resp != NULL) {
+        pthread_mutex_lock(&ch->lock);
+        rc = out_append(ch, resp, len);
+        pthread_mutex_unlock(&ch->lock);
+        free(resp);
+    }
+    if (rc != 0)
+        wd_log(WD_LOG_ERROR, WD_CAT_SERVER,
+               "cannot queue the %d error response: out of memory",
+               r->error_status);
+    log_access(ch, r, NULL, NULL, r->error_status, rc == 0 ? body_len : 0);
+    ch->loop->requests++;
+    ch->last_activity = wd_loop_now();
+    close_after_flush(ch);
+}
+
+static struct wd_http_request *
+queue_pop(struct wd_channel *ch)
+{
+    struct wd_http_request *r = ch->queue[0];
+
+    ch->qlen--;
+    memmove(ch->queue, ch->queue + 1, ch->qlen * sizeof *ch->queue);
+    return r;
+}
+
+static int
+queue_push(struct wd_channel *ch, struct wd_http_request *r)
+{
+    if (ch->qlen == ch->qcap) {
+        size_t ncap = ch->qcap ? ch->qcap * 2 : 4;
+        struct wd_http_request **q = realloc(ch->queue, ncap * sizeof *q);
+
+        if (q == NULL)
+            return -1;
+        ch->queue = q;
+        ch->qcap = ncap;
+    }
+    ch->queue[ch->qlen++] = r;
+    return 0;
+}
+
+static void
+start_task(struct wd_channel *ch, struct wd_http_request *r)
+{
+    struct wd_loop *l = ch->loop;
+    struct wd_task *t;
+
+    if ((t = calloc(1, sizeof *t)) == NULL) {
+        wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot create a task: %s",
+               strerror(errno));
+        wd_http_request_free(r);
+        close_after_flush(ch);
+        return;
+    }
+    t->ch = ch;
+    t->req = r;
+    t->cfg = l->cfg;
+    snprintf(t->remote_addr, sizeof t->remote_addr, "%s", ch->remote_addr);
+    snprintf(t->remote_port, sizeof t->remote_port, "%s", ch->remote_port);
+    snprintf(t->server_port, sizeof t->server_port, "%s",
+             ch->lst->server_port);
+    t->start = time(NULL);
+    t->stopping = l->stopping;
+    start_new_output_buffer(ch);
+    ch->task = t;
+    l->ntasks++;
+    wd_pool_post(l->pool, t);
+}
+
+/*
+ * Hand the next queued request on: errors are answered here, others go
+ * to the pool.  Waits (returns) while the output is at the watermark.
+ */
+static void
+dispatch(struct wd_channel *ch)
+{
+    const struct wd_config *cfg = ch->loop->cfg;
+
+    while (ch->task == NULL && ch->qlen > 0 && !ch->close_when_flushed &&
+           ch->fd >= 0) {
+        struct wd_http_request *r;
+
+        if (pending_output(ch) >= (uint64_t)cfg->outbuf_high_watermark)
+            return; /* retried after the next flush */
+        r = queue_pop(ch);
+        if (r->error_status != 0) {
+            answer_error(ch, r);
+            wd_http_request_free(r);
+            return;
+        }
+        start_task(ch, r);
+    }
+}
+
+static void
+send_continue(struct wd_channel *ch)
+{
+    int rc;
+
+    pthread_mutex_lock(&ch->lock);
+    rc = out_append(ch, continue_line, sizeof continue_line - 1);
+    pthread_mutex_unlock(&ch->lock);
+    if (rc == 0)
+        ch->sent_continue = 1;
+}
+
+/*
+ * SPEC.md 9, with its DEVIATION: only a request that waits for a body and
+ * has not failed (the parser decides), and only when nothing is pending
+ * before it, so responses stay in order.
+ */
+static void
+maybe_send_continue(struct wd_channel *ch)
+{
+    struct wd_http_request *r = ch->req;
+
+    if (r != NULL && wd_http_request_wants_continue(r) &&
+        !ch->sent_continue && ch->task == NULL && ch->qlen == 0 &&
+        !ch->close_when_flushed)
+        send_continue(ch);
+}
+
+/*
+ * Feed received bytes to the parser, queueing what completes.  Returns 1
+ * when the connection had to be dropped at once (CH may be gone).
+ */
+static int
+received(struct wd_channel *ch, const char *data, size_t len)
+{
+    const struct wd_loop *l = ch->loop;
+
+    while (len > 0 && !ch->close_when_flushed) {
+        struct wd_http_request *r;
+        ssize_t n;
+
+        if (ch->req == NULL && (ch->req = wd_http_request_new()) == NULL)
+            goto oom;
+        r = ch->req;
+        n = wd_http_request_feed(r, data, len, &l->limits);
+        if (n < 0)
+            goto oom;
+        if (r->drop_connection) {
+            /* waitress lets urlsplit's error escape: no response at all */
+            wd_channel_close(ch);
+            return 1;
+        }
+        maybe_send_continue(ch);
+        if (r->state == WD_REQ_DONE) {
+            ch->req = NULL;
+            ch->sent_continue = 0;
+            if (r->empty && r->error_status == 0) {
+                wd_http_request_free(r);
+            } else if (queue_push(ch, r) != 0) {
+                wd_http_request_free(r);
+                goto oom;
+            } else if (r->error_status != 0) {
+                /* nothing after a failed request is ever parsed (19.8) */
+                break;
+            }
+        } else if ((size_t)n < len) {
+            break; /* a request not done takes everything it is given */
+        }
+        if ((size_t)n >= len)
+            break;
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+
+oom:
+    wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "request parser: out of memory");
+    close_after_flush(ch);
+    return 0;
+}
+
+static void
+read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct wd_channel *ch = arg;
+    struct wd_loop *l = ch->loop;
+    ssize_t n;
+
+    n = recv(fd, l->rbuf, l->rbuf_len, 0);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        if (!quiet_errno(errno) && l->cfg->log_socket_errors)
+            wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "Socket error: recv: %s",
+                   strerror(errno));
+        wd_channel_close(ch);
+        return;
+    }
+    if (n == 0) {
+        /* EOF: close at once and drop pending output (SPEC.md 5.1) */
+        wd_channel_close(ch);
+        return;
+    }
+    ch->last_activity = wd_loop_now();
+    if (ch->close_when_flushed)
+        return; /* discarded (SPEC.md 19 item 8) */
+    if (received(ch, l->rbuf, (size_t)n))
+        return;
+    dispatch(ch);
+    flush_and_update(ch);
+}
+
+static void
+write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    flush_and_update(arg);
+}
+
+/* ------------------------------------------------------------------ */
+/* task completion                                                     */
+
+static void
+task_finished(struct wd_channel *ch)
+{
+    struct wd_loop *l = ch->loop;
+    struct wd_task *t = ch->task;
+    int close_conn;
+
+    ch->task = NULL;
+    l->ntasks--;
+    l->requests++;
+    log_access(ch, t->req, t->log_remote_addr, t->remote_user, t->status,
+               t->body_bytes);
+    close_conn = t->close_after || l->stopping ||
+                 __atomic_load_n(&t->stopping, __ATOMIC_RELAXED);
+    free_task(t);
+
+    if (ch->fd < 0) {
+        free_channel(ch);
+        return;
+    }
+    ch->last_activity = wd_loop_now();
+    if (close_conn) {
+        close_after_flush(ch);
+    } else {
+        dispatch(ch);
+        maybe_send_continue(ch);
+    }
+    flush_and_update(ch);
+}
+
+void
+wd_channel_mailbox_cb(struct wd_mb_node *node, unsigned flags, void *arg)
+{
+    struct wd_channel *ch =
+        (struct wd_channel *)((char *)node - offsetof(struct wd_channel, mb));
+
+    if (flags & WD_MB_OUTPUT) {
+        if (ch->fd >= 0 && flush_output(ch) != 0)
+            wd_channel_close(ch); /* kept: a task is in flight */
+        else if (ch->fd >= 0 && !(flags & WD_MB_DONE))
+            update(ch);
+    }
+    if (flags & WD_MB_DONE)
+        task_finished(ch);
+}
+
+void
+wd_task_done(struct wd_task *t)
+{
+    struct wd_channel *ch = t->ch;
+
+    wd_mailbox_post(ch->loop->mailbox, &ch->mb, WD_MB_DONE);
+}
+
+void
+wd_task_discard(struct wd_task *t)
+{
+    struct wd_channel *ch = t->ch;
+
+    ch->task = NULL;
+    ch->loop->ntasks--;
+    free_task(t);
+}
+
+/* ------------------------------------------------------------------ */
+/* the task.h output functions (pool thread)                          */
+
+static void
+notify_output(struct wd_channel *ch, uint64_t pending)
+{
+    /* send_bytes (deprecated): attempt output once this much is pending */
+    if (pending >= (uint64_t)ch->loop->cfg->send_bytes)
+        wd_mailbox_post(ch->loop->mailbox, &ch->mb, WD_MB_OUTPUT);
+}
+
+int
+wd_task_write(struct wd_task *t, const void *data, size_t len)
+{
+    struct wd_channel *ch = t->ch;
+    uint64_t pending;
+
+    if (len == 0)
+        return 0;
+    pthread_mutex_lock(&ch->lock);
+    if (!ch->connected) {
+        pthread_mutex_unlock(&ch->lock);
+        return -1;
+    }
+    if (ch->total_out > (uint64_t)t->cfg->outbuf_high_watermark) {
+        pthread_mutex_unlock(&ch->lock);
+        return WD_AGAIN;
+    }
+    if (out_append(ch, data, len) != 0) {
+        pthread_mutex_unlock(&ch->lock);
+        wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "output buffer: %s",
+               strerror(errno));
+        return -1;
+    }
+    pending = ch->total_out;
+    pthread_mutex_unlock(&ch->lock);
+    notify_output(ch, pending);
+    return 0;
+}
+
+int
+wd_task_write_file(struct wd_task *t, int fd, off_t off, uint64_t len)
+{
+    struct wd_channel *ch = t->ch;
+    struct out_entry *e;
+    uint64_t pending;
+
+    if (len == 0)
+        return 0;
+    if ((e = calloc(1, sizeof *e)) == NULL)
+        return -1;
+    if ((e->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+        free(e);
+        return -1;
+    }
+    e->off = off;
+    e->len = len;
+    pthread_mutex_lock(&ch->lock);
+    if (!ch->connected ||
+        ch->total_out > (uint64_t)t->cfg->outbuf_high_watermark) {
+        int rc = ch->connected ? WD_AGAIN : -1;
+
+        pthread_mutex_unlock(&ch->lock);
+        entry_free(e);
+        return rc;
+    }
+    out_link(ch, e);
+    ch->total_out += len;
+    ch->current_count = 0;
+    pending = ch->total_out;
+    pthread_mutex_unlock(&ch->lock);
+    notify_output(ch, pending);
+    return 0;
+}
+
+int
+wd_task_wait_writable(struct wd_task *t)
+{
+    struct wd_channel *ch = t->ch;
+    uint64_t hwm = (uint64_t)t->cfg->outbuf_high_watermark;
+    int rc;
+
+    pthread_mutex_lock(&ch->lock);
+    if (ch->connected && ch->total_out > hwm) {
+        /* make sure the loop is sending while we wait */
+        pthread_mutex_unlock(&ch->lock);
+        wd_mailbox_post(ch->loop->mailbox, &ch->mb, WD_MB_OUTPUT);
+        pthread_mutex_lock(&ch->lock);
+    }
+    while (ch->connected && ch->total_out > hwm)
+        pthread_cond_wait(&ch->drained, &ch->lock);
+    rc = ch->connected ? 0 : -1;
+    pthread_mutex_unlock(&ch->lock);
+    return rc;
+}
+
+int
+wd_task_client_disconnected(struct wd_task *t)
+{
+    struct wd_channel *ch = t->ch;
+    int gone;
+
+    pthread_mutex_lock(&ch->lock);
+    gone = !ch->connected;
+    pthread_mutex_unlock(&ch->lock);
+    return gone;
+}
+
+int
+wd_task_stopping(struct wd_task *t)
+{
+    return __atomic_load_n(&t->stopping, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------ */
+/* loop entry points                                                   */
+
+struct wd_channel *
+wd_channel_new(struct wd_loop *l, int fd, const struct wd_loop_listener *lst,
+               const char *remote_addr, const char *remote_port)
+{
+    struct wd_channel *ch;
+    socklen_t slen;
+
+    if ((ch = calloc(1, sizeof *ch)) == NULL)
+        goto close_fd;
+    if (pthread_mutex_init(&ch->lock, NULL) != 0)
+        goto free_ch;
+    if (pthread_cond_init(&ch->drained, NULL) != 0)
+        goto destroy_lock;
+    ch->rev = event_new(l->base, fd, EV_READ | EV_PERSIST, read_cb, ch);
+    ch->wev = event_new(l->base, fd, EV_WRITE | EV_PERSIST, write_cb, ch);
+    if (ch->rev == NULL || ch->wev == NULL)
+        goto free_events;
+    slen = sizeof ch->sndbuf;
+    if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &ch->sndbuf, &slen) != 0 ||
+        ch->sndbuf <= 0)
+        ch->sndbuf = 65536;
+    ch->loop = l;
+    ch->lst = lst;
+    ch->fd = fd;
+    ch->connected = 1;
+    snprintf(ch->remote_addr, sizeof ch->remote_addr, "%s", remote_addr);
+    snprintf(ch->remote_port, sizeof ch->remote_port, "%s", remote_port);
+    ch->last_activity = wd_loop_now();
+
+    ch->next = l->channels;
+    if (l->channels != NULL)
+        l->channels->prev = ch;
+    l->channels = ch;
+    l->nchannels++;
+    update(ch);
+    return ch;
+
+free_events:
+    if (ch->rev != NULL)
+        event_free(ch->rev);
+    if (ch->wev != NULL)
+        event_free(ch->wev);
+    pthread_cond_destroy(&ch->drained);
+destroy_lock:
+    pthread_mutex_destroy(&ch->lock);
+free_ch:
+    free(ch);
+close_fd:
+    close(fd);
+    return NULL;
+}
+
+int
+wd_channel_sweep(struct wd_channel *ch, double idle_since)
+{
+    if (ch->fd < 0 || ch->task != NULL || ch->qlen > 0)
+        return 0;
+    if (ch->last_activity >= idle_since)
+        return 0;
+    wd_channel_close(ch);
+    return 1;
+}
+
+void
+wd_channel_stop(struct wd_channel *ch)
+{
+    if (ch->task != NULL)
+        __atomic_store_n(&ch->task->stopping, 1, __ATOMIC_RELAXED);
+}
+
+struct wd_channel *
+wd_channel_next(const struct wd_channel *ch)
+{
+    return ch->next;
+}
+
+enum wd_channel_state
+wd_channel_state(struct wd_channel *ch)
+{
+    if (ch->fd < 0)
+        return WD_CH_CLOSED;
+    if (ch->task != NULL)
+        return WD_CH_RUNNING;
+    if (ch->qlen > 0)
+        return WD_CH_QUEUED;
+    if (pending_output(ch) > 0)
+        return WD_CH_WRITING;
+    if (ch->req != NULL && ch->req->state == WD_REQ_BODY)
+        return WD_CH_READ_BODY;
+    return WD_CH_READ_HEAD;
+}

@@ -1,0 +1,371 @@
+/*
+ * loop.c - the worker's listeners and housekeeping (see loop.h).
+ *
+ * Accepting (SPEC.md 3.4, 4.1): every worker polls the shared listening
+ * sockets and accepts at most 64 connections per wake-up.  EMFILE and
+ * friends pause accepting for a moment instead of spinning on a listener
+ * that stays readable.  connection_limit (5.6) removes the listener
+ * events while the worker is full.  A cleanup_interval timer closes idle
+ * channels (5.5); after TERM a faster timer closes keep-alive connections
+ * idle for a second and ends the loop once nothing is left (4.4).
+ */
+#include "autoconfig.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "channel.h"
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+#include "mailbox.h"
+
+#define ACCEPT_BATCH 64
+#define ACCEPT_PAUSE_MS 100
+#define STOP_IDLE_SECONDS 1.0
+#define STOP_TICK_MS 100
+
+double
+wd_loop_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+set_accepting(struct wd_loop *l, int on)
+{
+    if (on == l->accepting)
+        return;
+    for (size_t i = 0; i < l->nlisteners; i++) {
+        if (l->listeners[i].ev == NULL)
+            continue;
+        if (on)
+            event_add(l->listeners[i].ev, NULL);
+        else
+            event_del(l->listeners[i].ev);
+    }
+    l->accepting = on;
+}
+
+static void
+accept_pause_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct wd_loop *l = arg;
+
+    if (!l->stopping && !l->limit_reached)
+        set_accepting(l, 1);
+}
+
+static void
+pause_accepting(struct wd_loop *l)
+{
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+
+    set_accepting(l, 0);
+    event_add(l->accept_pause_ev, &tv);
+}
+
+static void
+accept_failed(const struct wd_loop *l, const char *what, int err)
+{
+    if (l->cfg->log_socket_errors)
+        wd_log(WD_LOG_WARNING, WD_CAT_SERVER,
+               "server accept() threw an exception\n%s: %s", what,
+               strerror(err));
+}
+
+/* Peer facts for the environ; -1 when the peer is already gone. */
+static int
+peer_of(int fd, int unix_sock, char *addr, size_t addrlen, char *port,
+        size_t portlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t slen = sizeof ss;
+
+    if (getpeername(fd, (struct sockaddr *)&ss, &slen) != 0)
+        return -1;
+    if (unix_sock) {
+        snprintf(addr, addrlen, "localhost");
+        snprintf(port, portlen, "None");
+        return 0;
+    }
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+        inet_ntop(AF_INET, &sin->sin_addr, addr, (socklen_t)addrlen);
+        snprintf(port, portlen, "%u", ntohs(sin->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+        inet_ntop(AF_INET6, &sin6->sin6_addr, addr, (socklen_t)addrlen);
+        snprintf(port, portlen, "%u", ntohs(sin6->sin6_port));
+    } else {
+        errno = EAFNOSUPPORT;
+        return -1;
+    }
+    return 0;
+}
+
+static void
+accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+    struct wd_loop_listener *lst = arg;
+    struct wd_loop *l = lst->loop;
+    char addr[64], port[16];
+    int one = 1;
+
+    for (int i = 0; i < ACCEPT_BATCH && l->accepting; i++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK ||
+                errno == ECONNABORTED)
+                return;
+            accept_failed(l, "accept", errno);
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM)
+                pause_accepting(l);
+            return;
+        }
+        /* a peer gone before set-up is closed at once (SPEC.md 19.9) */
+        if (!lst->unix_sock &&
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+            accept_failed(l, "setsockopt", errno);
+            close(fd);
+            continue;
+        }
+        if (peer_of(fd, lst->unix_sock, addr, sizeof addr, port,
+                    sizeof port) != 0) {
+            accept_failed(l, "getpeername", errno);
+            close(fd);
+            continue;
+        }
+        if (wd_channel_new(l, fd, lst, addr, port) == NULL) {
+            wd_log(WD_LOG_ERROR, WD_CAT_SERVER,
+                   "cannot create a channel: out of memory");
+            continue;
+        }
+        l->nopen++;
+        if (l->nopen >= (size_t)l->cfg->connection_limit) {
+            set_accepting(l, 0);
+            if (!l->limit_reached)
+                wd_log(WD_LOG_WARNING, WD_CAT_SERVER,
+                       "total open connections reached the connection "
+                       "limit, no longer accepting new connections");
+            l->limit_reached = 1;
+        }
+    }
+}
+
+void
+wd_loop_channel_closed(struct wd_loop *l)
+{
+    l->nopen--;
+    if (l->limit_reached && l->nopen < (size_t)l->cfg->connection_limit) {
+        l->limit_reached = 0;
+        if (!l->stopping) {
+            wd_log(WD_LOG_INFO, WD_CAT_SERVER,
+                   "total open connections dropped below the connection "
+                   "limit, listening again");
+            set_accepting(l, 1);
+        }
+    }
+}
+
+void
+wd_loop_channel_freed(struct wd_loop *l)
+{
+    if (l->stopping && l->nchannels == 0 && l->ntasks == 0)
+        event_base_loopexit(l->base, NULL);
+}
+
+/* Close every channel idle since IDLE_SINCE. */
+static void
+sweep(struct wd_loop *l, double idle_since)
+{
+    struct wd_channel *ch, *next;
+
+    for (ch = l->channels; ch != NULL; ch = next) {
+        next = wd_channel_next(ch);
+        wd_channel_sweep(ch, idle_since);
+    }
+}
+
+static void
+sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct wd_loop *l = arg;
+
+    sweep(l, wd_loop_now() - l->cfg->channel_timeout);
+}
+
+static void
+stop_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct wd_loop *l = arg;
+    double since = wd_loop_now() - STOP_IDLE_SECONDS;
+
+    /* idle a second, and every connection gets a second after the TERM */
+    if (since > l->stop_started)
+        sweep(l, since);
+    if (l->nchannels == 0 && l->ntasks == 0)
+        event_base_loopexit(l->base, NULL);
+}
+
+void
+wd_loop_stop(struct wd_loop *l)
+{
+    struct timeval tv = {0, STOP_TICK_MS * 1000};
+    struct wd_channel *ch;
+
+    if (l->stopping)
+        return;
+    l->stopping = 1;
+    l->stop_started = wd_loop_now();
+    set_accepting(l, 0);
+    event_del(l->accept_pause_ev);
+    for (size_t i = 0; i < l->nlisteners; i++) {
+        if (l->listeners[i].ev != NULL)
+            event_free(l->listeners[i].ev);
+        l->listeners[i].ev = NULL;
+        if (l->listeners[i].fd >= 0)
+            close(l->listeners[i].fd);
+        l->listeners[i].fd = -1;
+    }
+    for (ch = l->channels; ch != NULL; ch = wd_channel_next(ch))
+        wd_channel_stop(ch);
+    event_add(l->stop_ev, &tv);
+    if (l->nchannels == 0 && l->ntasks == 0)
+        event_base_loopexit(l->base, NULL);
+}
+
+static int
+listener_init(struct wd_loop *l, struct wd_loop_listener *lst, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t slen = sizeof ss;
+
+    lst->fd = fd;
+    lst->loop = l;
+    if (getsockname(fd, (struct sockaddr *)&ss, &slen) != 0) {
+        wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "getsockname(%d): %s", fd,
+               strerror(errno));
+        return -1;
+    }
+    if (ss.ss_family == AF_UNIX) {
+        struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
+        size_t n = slen > offsetof(struct sockaddr_un, sun_path)
+                       ? slen - offsetof(struct sockaddr_un, sun_path)
+                       : 0;
+
+        lst->unix_sock = 1;
+        if (n > sizeof lst->server_port - 1)
+            n = sizeof lst->server_port - 1;
+        memcpy(lst->server_port, sun->sun_path, n);
+        lst->server_port[n] = '\0';
+    } else if (ss.ss_family == AF_INET) {
+        snprintf(lst->server_port, sizeof lst->server_port, "%u",
+                 ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    } else {
+        snprintf(lst->server_port, sizeof lst->server_port, "%u",
+                 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    }
+    lst->ev = event_new(l->base, fd, EV_READ | EV_PERSIST, accept_cb, lst);
+    return lst->ev != NULL ? 0 : -1;
+}
+
+int
+wd_loop_init(struct wd_loop *l, struct event_base *base,
+             const struct wd_config *cfg, const int *fds, size_t nfds)
+{
+    struct timeval tv;
+    double every;
+
+    memset(l, 0, sizeof *l);
+    l->cfg = cfg;
+    l->base = base;
+    l->limits.max_header = (uint64_t)cfg->max_request_header_size;
+    l->limits.max_body = (uint64_t)cfg->max_request_body_size;
+    l->limits.inbuf_overflow = (uint64_t)cfg->inbuf_overflow;
+    l->rbuf_len = cfg->recv_bytes > 0 ? (size_t)cfg->recv_bytes : 8192;
+    if ((l->rbuf = malloc(l->rbuf_len)) == NULL)
+        goto fail;
+    l->listeners = calloc(nfds ? nfds : 1, sizeof *l->listeners);
+    if (l->listeners == NULL)
+        goto fail;
+    for (size_t i = 0; i < nfds; i++)
+        l->listeners[i].fd = -1;
+    l->nlisteners = nfds;
+    for (size_t i = 0; i < nfds; i++)
+        if (listener_init(l, &l->listeners[i], fds[i]) != 0)
+            goto fail;
+    l->mailbox = wd_mailbox_new(base, wd_channel_mailbox_cb, l);
+    l->accept_pause_ev = evtimer_new(base, accept_pause_cb, l);
+    l->sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, l);
+    l->stop_ev = event_new(base, -1, EV_PERSIST, stop_tick_cb, l);
+    if (l->mailbox == NULL || l->accept_pause_ev == NULL ||
+        l->sweep_ev == NULL || l->stop_ev == NULL)
+        goto fail;
+    every = cfg->cleanup_interval > 0 ? cfg->cleanup_interval : 0.1;
+    tv.tv_sec = (time_t)every;
+    tv.tv_usec = (suseconds_t)((every - (double)tv.tv_sec) * 1e6);
+    event_add(l->sweep_ev, &tv);
+    set_accepting(l, 1);
+    return 0;
+
+fail:
+    wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "worker loop set-up failed");
+    wd_loop_cleanup(l);
+    return -1;
+}
+
+void
+wd_loop_cleanup(struct wd_loop *l)
+{
+    struct wd_channel *ch;
+
+    /* channels whose task never came back are leaked on purpose */
+    while ((ch = l->channels) != NULL) {
+        struct wd_channel *next = wd_channel_next(ch);
+
+        wd_channel_close(ch);
+        if (l->channels == ch) /* task in flight: not freed */
+            l->channels = next;
+    }
+    for (size_t i = 0; i < l->nlisteners; i++) {
+        if (l->listeners[i].ev != NULL)
+            event_free(l->listeners[i].ev);
+        if (l->listeners[i].fd >= 0)
+            close(l->listeners[i].fd);
+    }
+    free(l->listeners);
+    l->listeners = NULL;
+    l->nlisteners = 0;
+    if (l->accept_pause_ev != NULL)
+        event_free(l->accept_pause_ev);
+    if (l->sweep_ev != NULL)
+        event_free(l->sweep_ev);
+    if (l->stop_ev != NULL)
+        event_free(l->stop_ev);
+    l->accept_pause_ev = l->sweep_ev = l->stop_ev = NULL;
+    wd_mailbox_free(l->mailbox);
+    l->mailbox = NULL;
+    free(l->rbuf);
+    l->rbuf = NULL;
+}

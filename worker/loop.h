@@ -1,0 +1,79 @@
+/*
+ * loop.h - the worker's event loop: listeners, accepting, the channel
+ * list, idle sweeps and the graceful stop (SPEC.md 3.4, 4.4, 5.5, 5.6).
+ *
+ * Everything here runs on the loop thread, which owns every channel and
+ * socket and never holds the GIL.
+ */
+#ifndef WD_WORKER_LOOP_H
+#define WD_WORKER_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "http_parse.h"
+
+struct event;
+struct event_base;
+struct wd_config;
+struct wd_channel;
+struct wd_mailbox;
+struct wd_pool;
+
+struct wd_loop_listener {
+    int fd;
+    int unix_sock;        /* AF_UNIX: peer is "localhost" */
+    char server_port[256]; /* SERVER_PORT: port, or the socket path */
+    struct event *ev;
+    struct wd_loop *loop; /* borrowed */
+};
+
+struct wd_loop {
+    const struct wd_config *cfg; /* borrowed */
+    struct event_base *base;
+    struct wd_mailbox *mailbox;
+    struct wd_pool *pool; /* borrowed; set before the loop runs */
+    struct wd_http_limits limits;
+
+    struct wd_loop_listener *listeners;
+    size_t nlisteners;
+    int accepting;      /* listener events are added */
+    int limit_reached;  /* connection_limit warning logged */
+    struct event *accept_pause_ev; /* EMFILE back-off */
+    struct event *sweep_ev;        /* cleanup_interval */
+    struct event *stop_ev;         /* graceful stop poll */
+
+    struct wd_channel *channels; /* every channel not yet freed */
+    size_t nchannels;            /* same count */
+    size_t nopen;                /* channels with an open socket */
+    size_t ntasks;               /* tasks in flight (posted, not done) */
+    uint64_t requests;           /* requests completed */
+
+    char *rbuf; /* recv buffer, recv_bytes long */
+    size_t rbuf_len;
+
+    int stopping;       /* TERM received */
+    double stop_started; /* monotonic time of the TERM */
+};
+
+/* Monotonic seconds (activity and idle timing). */
+double wd_loop_now(void);
+
+/*
+ * Set up the loop on BASE for the listening FDS (copies the array, takes
+ * ownership of the fds).  0 or -1 (logged).
+ */
+int wd_loop_init(struct wd_loop *l, struct event_base *base,
+                 const struct wd_config *cfg, const int *fds, size_t nfds);
+/* Free everything still owned; closes channels and listeners. */
+void wd_loop_cleanup(struct wd_loop *l);
+
+/* Start the graceful stop of SPEC.md 4.4 (TERM).  */
+void wd_loop_stop(struct wd_loop *l);
+
+/* Channel bookkeeping, called by channel.c. */
+void wd_loop_channel_closed(struct wd_loop *l); /* a socket was closed */
+void wd_loop_channel_freed(struct wd_loop *l);  /* a channel was freed */
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * pool.h - the worker's task queue and application threads.
+ *
+ * A FIFO of tasks served by NTHREADS threads.  The loop posts; a thread
+ * takes the oldest task, calls ops->run (the WSGI bridge, which takes the
+ * GIL itself) and then ops->done (which hands the task back to the loop).
+ * The threads block every asynchronous signal.  One task per channel is
+ * in flight at a time, so connection_limit already bounds the queue.
+ */
+#ifndef WD_WORKER_POOL_H
+#define WD_WORKER_POOL_H
+
+#include <stddef.h>
+
+struct wd_task;
+
+typedef void (*wd_task_fn)(struct wd_task *t);
+
+struct wd_pool_ops {
+    void (*thread_start)(void); /* pool thread, at start (may be NULL) */
+    void (*thread_stop)(void);  /* pool thread, at exit (may be NULL) */
+    wd_task_fn run;             /* pool thread: serve the task */
+    wd_task_fn done;            /* pool thread: after run; last access */
+    wd_task_fn discard;         /* loop, at stop: a task never run */
+};
+
+struct wd_pool;
+
+/* loop: a pool of NTHREADS threads (not started).  NULL on error. */
+struct wd_pool *wd_pool_new(unsigned nthreads, const struct wd_pool_ops *ops);
+/* loop: start the threads.  0, or -1 (none left running). */
+int wd_pool_start(struct wd_pool *p);
+
+/*
+ * loop: append T (ownership passes to the pool until ops->done).  Logs
+ * "Task queue depth is N" on waitressd.queue when the queue is longer than
+ * the number of idle threads.
+ */
+void wd_pool_post(struct wd_pool *p, struct wd_task *t);
+
+/* any thread: tasks waiting, and threads running a task. */
+size_t wd_pool_queued(struct wd_pool *p);
+size_t wd_pool_busy(struct wd_pool *p);
+
+/*
+ * loop, at worker exit: discard the queued tasks (logging "Canceling N
+ * pending task(s)"), tell the threads to finish and wait up to TIMEOUT
+ * seconds for them ("N thread(s) still running" if some are not done).
+ * Returns the number of threads still running.
+ */
+unsigned wd_pool_stop(struct wd_pool *p, double timeout);
+
+/* loop: NULL is fine.  Only after wd_pool_stop returned 0. */
+void wd_pool_free(struct wd_pool *p);
+
+#endif

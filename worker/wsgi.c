@@ -1,2 +1,1202 @@
-/* wsgi.c - being written (see worker/wsgi.h). */
+/*
+ * wsgi.c - the embedded CPython and the WSGI call (SPEC.md 1, 4.1, 12, 13).
+ *
+ * Boot (worker main thread, after fork): start CPython without signal
+ * handlers, set sys.path, resolve the app, logging.basicConfig(), then
+ * release the GIL for good.  Each pool thread registers one thread state
+ * for its whole life (STYLE.md 5) and re-attaches it per task.
+ *
+ * Per task (pool thread): build the environ (wsgi_env.c), call the app
+ * with our start_response, consume the result (file-wrapper fast path in
+ * wsgi_file.c, else iteration), frame the output with common/response.c
+ * and append it to the connection with wd_task_write.  The GIL is dropped
+ * only while waiting for the loop to drain the output.  Application
+ * errors become the 500 of SPEC.md 14 or a cut connection (SPEC.md 13);
+ * the worker itself never dies of them.
+ */
+#include "wsgi_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "errors.h"
+#include "http_parse.h"
+#include "log.h"
+#include "proxy.h"
+#include "task.h"
+#include "wd.h"
 #include "wsgi.h"
+
+struct wd_wsgi_state wd_wsgi;
+
+static PyThreadState *main_ts;          /* boot thread, GIL released */
+static __thread PyThreadState *thread_ts; /* pool thread, between tasks */
+static __thread PyGILState_STATE thread_gil;
+
+static const char generic_500[] =
+    "The server encountered an unexpected internal server error";
+
+/* ---------------------------------------------------------------------
+ * Small helpers
+ */
+
+/* PATH for log lines: latin-1 to UTF-8, control bytes as \xHH. */
+static void
+path_for_log(const struct wd_http_request *req, char *out, size_t outlen)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; req->path && i < req->path_len && o + 5 < outlen; i++) {
+        unsigned char c = (unsigned char)req->path[i];
+
+        if (c < 0x20 || c == 0x7f) {
+            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
+        } else if (c >= 0x80) {
+            out[o++] = (char)(0xc0 | (c >> 6));
+            out[o++] = (char)(0x80 | (c & 0x3f));
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o] = '\0';
+}
+
+/* Leading digits of a status ("200 OK" -> 200), at most three. */
+static int
+status_code(PyObject *status)
+{
+    const char *s;
+    int code = 0;
+
+    if (status == NULL || !PyUnicode_Check(status) ||
+        (s = PyUnicode_AsUTF8(status)) == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    for (int i = 0; i < 3 && s[i] >= '0' && s[i] <= '9'; i++)
+        code = code * 10 + (s[i] - '0');
+    return code;
+}
+
+/*
+ * Text of the pending exception, as traceback.format_exc() gives it
+ * (malloc'ed UTF-8), and whether it is ClientDisconnected.  Clears it.
+ */
+static char *
+take_exception(int *disconnected)
+{
+    PyObject *type, *value, *tb, *lines = NULL, *text = NULL, *empty = NULL;
+    char *out = NULL;
+    const char *s;
+
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL)
+        PyException_SetTraceback(value, tb);
+    *disconnected = value != NULL &&
+                    PyObject_IsInstance(value, wd_wsgi.disconnected) == 1;
+    if (*disconnected)
+        goto finally;
+    lines = PyObject_CallFunctionObjArgs(wd_wsgi.format_exception,
+                                         type ? type : Py_None,
+                                         value ? value : Py_None,
+                                         tb ? tb : Py_None, NULL);
+    if (lines != NULL && (empty = PyUnicode_FromString("")) != NULL)
+        text = PyUnicode_Join(empty, lines);
+    if (text != NULL) {
+        PyObject *b = PyUnicode_AsEncodedString(text, "utf-8",
+                                                "backslashreplace");
+
+        if (b != NULL && (s = PyBytes_AsString(b)) != NULL)
+            out = strdup(s);
+        Py_XDECREF(b);
+    }
+
+finally:
+    PyErr_Clear();
+    if (out == NULL && !*disconnected)
+        out = strdup("(traceback unavailable)\n");
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    Py_XDECREF(lines);
+    Py_XDECREF(text);
+    Py_XDECREF(empty);
+    return out;
+}
+
+/* ---------------------------------------------------------------------
+ * Output
+ */
+
+int
+wd_wsgi_out(struct wd_wsgi_req *rq, const void *data, size_t len)
+{
+    int rc;
+
+    for (;;) {
+        rc = wd_task_write(rq->t, data, len);
+        if (rc == 0)
+            return 0;
+        if (rc != WD_AGAIN)
+            break;
+        Py_BEGIN_ALLOW_THREADS
+        rc = wd_task_wait_writable(rq->t);
+        Py_END_ALLOW_THREADS
+        if (rc < 0)
+            break;
+    }
+    PyErr_SetString(wd_wsgi.disconnected, "client disconnected");
+    return -1;
+}
+
+int
+wd_wsgi_out_file(struct wd_wsgi_req *rq, int fd, off_t off, uint64_t len)
+{
+    int rc;
+
+    for (;;) {
+        rc = wd_task_write_file(rq->t, fd, off, len);
+        if (rc == 0)
+            return 0;
+        if (rc != WD_AGAIN)
+            break;
+        Py_BEGIN_ALLOW_THREADS
+        rc = wd_task_wait_writable(rq->t);
+        Py_END_ALLOW_THREADS
+        if (rc < 0)
+            break;
+    }
+    PyErr_SetString(wd_wsgi.disconnected, "client disconnected");
+    return -1;
+}
+
+/* Python's "-".join(p.capitalize() for p in name.split("-")), latin-1. */
+static PyObject *
+normalised_name(PyObject *name)
+{
+    PyObject *dash, *parts = NULL, *joined = NULL, *out = NULL;
+
+    if (PyUnicode_IS_ASCII(name)) /* response.c capitalises ASCII */
+        return PyUnicode_AsLatin1String(name);
+    if ((dash = PyUnicode_FromString("-")) == NULL)
+        return NULL;
+    if ((parts = PyUnicode_Split(name, dash, -1)) == NULL)
+        goto finally;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(parts); i++) {
+        PyObject *cap = PyObject_CallMethod(PyList_GET_ITEM(parts, i),
+                                            "capitalize", NULL);
+
+        if (cap == NULL)
+            goto finally;
+        PyList_SetItem(parts, i, cap);
+    }
+    if ((joined = PyUnicode_Join(dash, parts)) != NULL)
+        out = PyUnicode_AsLatin1String(joined);
+
+finally:
+    Py_DECREF(dash);
+    Py_XDECREF(parts);
+    Py_XDECREF(joined);
+    return out;
+}
+
+int
+wd_wsgi_write_head(struct wd_wsgi_req *rq)
+{
+    Py_ssize_t n = PyList_GET_SIZE(rq->headers);
+    struct wd_resp_header *h = NULL;
+    PyObject *status, **enc = NULL;
+    char *head = NULL;
+    size_t len;
+    int rc = -1;
+
+    /* encoding errors (non-latin-1) happen before anything is sent */
+    if ((status = PyUnicode_AsLatin1String(rq->status)) == NULL)
+        return -1;
+    /* a TERM may have arrived while the app ran (SPEC.md 4.4 c) */
+    if (wd_task_stopping(rq->t))
+        wd_response_set_close(&rq->resp);
+    if ((h = calloc((size_t)n + 1, sizeof *h)) == NULL ||
+        (enc = calloc(2 * (size_t)n + 1, sizeof *enc)) == NULL) {
+        PyErr_NoMemory();
+        goto finally;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyList_GET_ITEM(rq->headers, i);
+
+        if ((enc[2 * i] = normalised_name(PyTuple_GET_ITEM(pair, 0))) ==
+                NULL ||
+            (enc[2 * i + 1] =
+                 PyUnicode_AsLatin1String(PyTuple_GET_ITEM(pair, 1))) == NULL)
+            goto finally;
+        h[i].name = PyBytes_AS_STRING(enc[2 * i]);
+        h[i].name_len = (size_t)PyBytes_GET_SIZE(enc[2 * i]);
+        h[i].value = PyBytes_AS_STRING(enc[2 * i + 1]);
+        h[i].value_len = (size_t)PyBytes_GET_SIZE(enc[2 * i + 1]);
+    }
+    head = wd_response_head(&rq->resp, PyBytes_AS_STRING(status),
+                            (size_t)PyBytes_GET_SIZE(status), h, (size_t)n,
+                            &len);
+    if (head == NULL) {
+        PyErr_NoMemory();
+        goto finally;
+    }
+    rq->t->status = status_code(rq->status);
+    rc = wd_wsgi_out(rq, head, len);
+
+finally:
+    for (Py_ssize_t i = 0; enc != NULL && i < 2 * n; i++)
+        Py_XDECREF(enc[i]);
+    free(enc);
+    free(h);
+    free(head);
+    Py_DECREF(status);
+    return rc;
+}
+
+/* Send one planned emission: chunk line, data, CRLF, in one write if small. */
+static int
+send_planned(struct wd_wsgi_req *rq, const struct wd_body_plan *p,
+             const char *data)
+{
+    char small[16384];
+    size_t total = p->prefix_len + p->send + (p->suffix ? 2 : 0);
+
+    if (total == 0)
+        return 0;
+    if (total <= sizeof small) {
+        memcpy(small, p->prefix, p->prefix_len);
+        memcpy(small + p->prefix_len, data, p->send);
+        if (p->suffix)
+            memcpy(small + p->prefix_len + p->send, "\r\n", 2);
+        return wd_wsgi_out(rq, small, total);
+    }
+    if ((p->prefix_len && wd_wsgi_out(rq, p->prefix, p->prefix_len) < 0) ||
+        (p->send && wd_wsgi_out(rq, data, p->send) < 0) ||
+        (p->suffix && wd_wsgi_out(rq, "\r\n", 2) < 0))
+        return -1;
+    return 0;
+}
+
+static void
+log_body_warnings(struct wd_wsgi_req *rq, unsigned warn)
+{
+    if (warn & WD_RESP_WARN_EXCESS)
+        wd_log(WD_LOG_WARNING, WD_CAT_SERVER,
+               "application-written content exceeded the number of bytes "
+               "specified by Content-Length header (%" PRId64 ")",
+               rq->resp.cl);
+    if (warn & WD_RESP_WARN_NOBODY) {
+        const char *s = PyUnicode_AsUTF8(rq->status);
+
+        if (s == NULL)
+            PyErr_Clear();
+        wd_log(WD_LOG_WARNING, WD_CAT_SERVER,
+               "application-written content was ignored due to HTTP "
+               "response that may not contain a message-body: (%s)",
+               s ? s : "?");
+    }
+}
+
+/*
+ * waitress's Task.write (SPEC.md 12.3): headers first, then the data,
+ * framed.  Only bytes and bytearray can go out, and that is checked after
+ * the headers were sent [QUIRK].
+ */
+static int
+emit(struct wd_wsgi_req *rq, PyObject *data)
+{
+    struct wd_body_plan plan;
+    PyObject *copy = NULL;
+    const char *p;
+    Py_ssize_t n;
+    int truth, rc;
+
+    if (!rq->complete) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "start_response was not called before body written");
+        return -1;
+    }
+    if (!rq->resp.wrote_header && wd_wsgi_write_head(rq) < 0)
+        return -1;
+    if ((truth = PyObject_IsTrue(data)) <= 0)
+        return truth;
+    if (!rq->resp.has_body) {
+        if ((n = PyObject_Size(data)) < 0)
+            return -1;
+        wd_response_body(&rq->resp, (size_t)n, &plan);
+        log_body_warnings(rq, plan.warn);
+        return 0;
+    }
+    if (PyBytes_Check(data)) {
+        p = PyBytes_AS_STRING(data);
+        n = PyBytes_GET_SIZE(data);
+    } else if (PyByteArray_Check(data)) {
+        /* a copy: the bytearray could change while we wait for the loop */
+        if ((copy = PyBytes_FromObject(data)) == NULL)
+            return -1;
+        p = PyBytes_AS_STRING(copy);
+        n = PyBytes_GET_SIZE(copy);
+    } else {
+        PyErr_Format(PyExc_TypeError,
+                     "response body items must be bytes or bytearray, not %s",
+                     Py_TYPE(data)->tp_name);
+        return -1;
+    }
+    wd_response_body(&rq->resp, (size_t)n, &plan);
+    log_body_warnings(rq, plan.warn);
+    rc = send_planned(rq, &plan, p);
+    Py_XDECREF(copy);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------
+ * start_response and write
+ */
+
+struct start_response {
+    PyObject_HEAD
+    struct wd_wsgi_req *rq; /* NULL once the task is over */
+};
+
+static PyTypeObject sr_type;
+
+static PyObject *
+sr_write(PyObject *self, PyObject *data)
+{
+    struct wd_wsgi_req *rq = ((struct start_response *)self)->rq;
+
+    if (rq == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "write() called after the response ended");
+        return NULL;
+    }
+    if (emit(rq, data) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef write_def = {"write", sr_write, METH_O,
+                                "Write response body data."};
+
+/* "raise exc_info[1]" */
+static PyObject *
+reraise(PyObject *exc_info)
+{
+    PyObject *v = PySequence_GetItem(exc_info, 1);
+
+    if (v == NULL)
+        return NULL;
+    if (PyExceptionInstance_Check(v)) {
+        PyObject *tb = PyException_GetTraceback(v);
+
+        Py_INCREF(PyExceptionInstance_Class(v));
+        PyErr_Restore(PyExceptionInstance_Class(v), v, tb);
+        return NULL;
+    }
+    if (PyExceptionClass_Check(v))
+        PyErr_SetNone(v);
+    else
+        PyErr_SetString(PyExc_TypeError,
+                        "exceptions must derive from BaseException");
+    Py_DECREF(v);
+    return NULL;
+}
+
+/* "k, v = item" with Python's messages. */
+static int
+unpack_pair(PyObject *item, PyObject **k, PyObject **v)
+{
+    PyObject *it, *extra;
+
+    if (PyTuple_Check(item) && PyTuple_GET_SIZE(item) == 2) {
+        *k = PyTuple_GET_ITEM(item, 0);
+        *v = PyTuple_GET_ITEM(item, 1);
+        Py_INCREF(*k);
+        Py_INCREF(*v);
+        return 0;
+    }
+    if ((it = PyObject_GetIter(item)) == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError,
+                         "cannot unpack non-iterable %s object",
+                         Py_TYPE(item)->tp_name);
+        }
+        return -1;
+    }
+    *k = PyIter_Next(it);
+    *v = *k ? PyIter_Next(it) : NULL;
+    if (*v == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError,
+                         "not enough values to unpack (expected 2, got %d)",
+                         *k ? 1 : 0);
+        goto fail;
+    }
+    if ((extra = PyIter_Next(it)) != NULL) {
+        Py_DECREF(extra);
+        PyErr_SetString(PyExc_ValueError,
+                        "too many values to unpack (expected 2)");
+        goto fail;
+    }
+    if (PyErr_Occurred())
+        goto fail;
+    Py_DECREF(it);
+    return 0;
+
+fail:
+    Py_XDECREF(*k);
+    Py_XDECREF(*v);
+    Py_DECREF(it);
+    return -1;
+}
+
+static int
+has_crlf(PyObject *s)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+
+    return PyUnicode_FindChar(s, '\r', 0, n, 1) >= 0 ||
+           PyUnicode_FindChar(s, '\n', 0, n, 1) >= 0;
+}
+
+/* name.lower() as UTF-8 into BUF (ASCII names without calling Python). */
+static const char *
+lower_name(PyObject *k, PyObject **tmp, Py_ssize_t *len)
+{
+    *tmp = NULL;
+    if (PyUnicode_IS_ASCII(k))
+        return PyUnicode_AsUTF8AndSize(k, len);
+    if ((*tmp = PyObject_CallMethod(k, "lower", NULL)) == NULL)
+        return NULL;
+    return PyUnicode_AsUTF8AndSize(*tmp, len);
+}
+
+/* The checks of one header, SPEC.md 12.1 step 4, in their order. */
+static int
+check_header(struct wd_wsgi_req *rq, PyObject *k, PyObject *v)
+{
+    PyObject *tmp, *num;
+    const char *low;
+    Py_ssize_t len;
+    int rc = -1;
+
+    if (!PyUnicode_Check(k)) {
+        PyErr_Format(PyExc_AssertionError,
+                     "Header name %R is not a string in (%R, %R)", k, k, v);
+        return -1;
+    }
+    if (!PyUnicode_Check(v)) {
+        PyErr_Format(PyExc_AssertionError,
+                     "Header value %R is not a string in (%R, %R)", v, k, v);
+        return -1;
+    }
+    if (has_crlf(v)) {
+        PyErr_SetString(PyExc_ValueError, "carriage return/line feed "
+                                          "character present in header value");
+        return -1;
+    }
+    if (has_crlf(k)) {
+        PyErr_SetString(PyExc_ValueError, "carriage return/line feed "
+                                          "character present in header name");
+        return -1;
+    }
+    if ((low = lower_name(k, &tmp, &len)) == NULL)
+        return -1;
+    if (wd_response_name_is(low, (size_t)len, "content-length")) {
+        long long cl;
+        int overflow;
+
+        if ((num = PyNumber_Long(v)) == NULL)
+            goto finally;
+        cl = PyLong_AsLongLongAndOverflow(num, &overflow);
+        Py_DECREF(num);
+        if (cl == -1 && PyErr_Occurred())
+            goto finally;
+        /* beyond 64 bits nothing can be sent anyway: clamp */
+        if (overflow)
+            cl = overflow > 0 ? INT64_MAX : INT64_MIN;
+        rq->resp.has_cl = 1;
+        rq->resp.cl = cl;
+    } else if (wd_response_is_hop_by_hop(low, (size_t)len)) {
+        PyErr_Format(PyExc_AssertionError,
+                     "%U is a \"hop-by-hop\" header; it cannot be used by a "
+                     "WSGI application (see PEP 3333)",
+                     k);
+        goto finally;
+    }
+    rc = 0;
+
+finally:
+    Py_XDECREF(tmp);
+    return rc;
+}
+
+static PyObject *
+sr_call(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"status", "headers", "exc_info", NULL};
+    struct wd_wsgi_req *rq = ((struct start_response *)self)->rq;
+    PyObject *status, *headers, *exc_info = Py_None;
+    PyObject *it = NULL, *item, *add = NULL;
+    int has_exc;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|O:start_response", kwlist,
+                                     &status, &headers, &exc_info))
+        return NULL;
+    if (rq == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "start_response called after the response ended");
+        return NULL;
+    }
+    if ((has_exc = PyObject_IsTrue(exc_info)) < 0)
+        return NULL;
+    if (rq->complete && !has_exc) {
+        PyErr_SetString(PyExc_AssertionError,
+                        "start_response called a second time without "
+                        "providing exc_info.");
+        return NULL;
+    }
+    if (has_exc) {
+        if (rq->resp.wrote_header)
+            return reraise(exc_info);
+        /* new headers replace the old; the remembered length stays
+         * [QUIRK, SPEC.md 12.1 step 2] */
+        PyList_SetSlice(rq->headers, 0, PyList_GET_SIZE(rq->headers), NULL);
+    }
+    rq->complete = 1;
+
+    if (!PyUnicode_Check(status)) {
+        PyErr_Format(PyExc_AssertionError, "status %S is not a string",
+                     status);
+        return NULL;
+    }
+    if (has_crlf(status)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "carriage return/line feed character present in "
+                        "status");
+        return NULL;
+    }
+    Py_INCREF(status);
+    Py_XSETREF(rq->status, status);
+
+    if ((add = PyList_New(0)) == NULL ||
+        (it = PyObject_GetIter(headers)) == NULL)
+        goto fail;
+    while ((item = PyIter_Next(it)) != NULL) {
+        PyObject *k, *v, *pair;
+        int rc;
+
+        rc = unpack_pair(item, &k, &v);
+        Py_DECREF(item);
+        if (rc < 0)
+            goto fail;
+        if (check_header(rq, k, v) < 0) {
+            Py_DECREF(k);
+            Py_DECREF(v);
+            goto fail;
+        }
+        pair = PyTuple_Pack(2, k, v);
+        Py_DECREF(k);
+        Py_DECREF(v);
+        if (pair == NULL || PyList_Append(add, pair) < 0) {
+            Py_XDECREF(pair);
+            goto fail;
+        }
+        Py_DECREF(pair);
+    }
+    if (PyErr_Occurred())
+        goto fail;
+    if (PyList_SetSlice(rq->headers, PyList_GET_SIZE(rq->headers),
+                        PyList_GET_SIZE(rq->headers), add) < 0)
+        goto fail;
+    Py_DECREF(it);
+    Py_DECREF(add);
+    return PyCFunction_New(&write_def, self);
+
+fail:
+    Py_XDECREF(it);
+    Py_XDECREF(add);
+    return NULL;
+}
+
+static void
+sr_dealloc(PyObject *self)
+{
+    PyObject_Free(self);
+}
+
+static PyTypeObject sr_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "waitressd.StartResponse",
+    .tp_basicsize = sizeof(struct start_response),
+    .tp_dealloc = sr_dealloc,
+    .tp_call = sr_call,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "start_response(status, headers, exc_info=None)",
+};
+
+/* ---------------------------------------------------------------------
+ * One request
+ */
+
+/* Iterate the result (SPEC.md 12.2 steps 1-3 and 5). */
+static int
+consume(struct wd_wsgi_req *rq, PyObject *result)
+{
+    PyObject *it = NULL, *item, *r;
+    int first = 1, rc = -1, sent;
+
+    if ((sent = wd_wsgi_file_send(rq, result)) != 0) {
+        if (sent > 0)
+            return 0;
+        goto finally;
+    }
+    if ((it = PyObject_GetIter(result)) == NULL)
+        goto finally;
+    while ((item = PyIter_Next(it)) != NULL) {
+        int truth;
+
+        if (first) {
+            Py_ssize_t n = PyObject_Size(item);
+
+            first = 0;
+            if (n < 0)
+                goto drop_item;
+            /* a one-item iterable gets its length computed */
+            if (!rq->resp.has_cl && PyObject_HasAttrString(result, "__len__")) {
+                Py_ssize_t count = PyObject_Size(result);
+
+                if (count < 0)
+                    goto drop_item;
+                if (count == 1) {
+                    rq->resp.has_cl = 1;
+                    rq->resp.cl = n;
+                }
+            }
+        }
+        /* empty items are skipped: headers wait for real data */
+        if ((truth = PyObject_IsTrue(item)) < 0 ||
+            (truth && emit(rq, item) < 0))
+            goto drop_item;
+        Py_DECREF(item);
+        continue;
+
+    drop_item:
+        Py_DECREF(item);
+        goto finally;
+    }
+    if (PyErr_Occurred())
+        goto finally;
+    if (wd_response_check_length(&rq->resp, rq->is_head))
+        wd_log(WD_LOG_WARNING, WD_CAT_SERVER,
+               "application returned too few bytes (%" PRIu64 ") for "
+               "specified Content-Length (%" PRId64 ") via app_iter",
+               rq->resp.written, rq->resp.cl);
+    rc = 0;
+
+finally:
+    Py_XDECREF(it);
+    /* close() always, even after an error (its own error then wins) */
+    if (!rq->iter_closed) {
+        PyObject *type, *value, *tb;
+
+        rq->iter_closed = 1;
+        PyErr_Fetch(&type, &value, &tb);
+        if (PyObject_HasAttrString(result, "close")) {
+            if ((r = PyObject_CallMethod(result, "close", NULL)) == NULL) {
+                Py_XDECREF(type);
+                Py_XDECREF(value);
+                Py_XDECREF(tb);
+                return -1;
+            }
+            Py_DECREF(r);
+        }
+        PyErr_Restore(type, value, tb);
+    }
+    return rc;
+}
+
+/* SPEC.md 12.2 step 4: headers if still unsent, then the terminator. */
+static int
+finish(struct wd_wsgi_req *rq)
+{
+    const char *end;
+    size_t len;
+
+    if (!rq->resp.wrote_header) {
+        PyObject *empty = PyBytes_FromStringAndSize("", 0);
+        int rc;
+
+        if (empty == NULL)
+            return -1;
+        rc = emit(rq, empty);
+        Py_DECREF(empty);
+        if (rc < 0)
+            return -1;
+    }
+    end = wd_response_trailer(&rq->resp, &len);
+    return len ? wd_wsgi_out(rq, end, len) : 0;
+}
+
+/* The 400 of SPEC.md 11: a generator-like response, no app call. */
+static int
+proxy_400(struct wd_wsgi_req *rq, const char *bad)
+{
+    static const struct wd_resp_header ct = {
+        "Content-Type", 12, "text/plain; charset=utf-8", 25};
+    char body[512], *head;
+    struct wd_body_plan plan;
+    size_t len, blen;
+    const char *end;
+
+    if (wd_proxy_error_body(bad, body, sizeof body) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    blen = strlen(body);
+    if ((rq->status = PyUnicode_FromString("400 Bad Request")) == NULL)
+        return -1;
+    if (wd_task_stopping(rq->t))
+        wd_response_set_close(&rq->resp);
+    if ((head = wd_response_head(&rq->resp, "400 Bad Request", 15, &ct, 1,
+                                 &len)) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    rq->t->status = 400;
+    if (wd_wsgi_out(rq, head, len) < 0) {
+        free(head);
+        return -1;
+    }
+    free(head);
+    wd_response_body(&rq->resp, blen, &plan);
+    if (send_planned(rq, &plan, body) < 0)
+        return -1;
+    end = wd_response_trailer(&rq->resp, &len);
+    return len ? wd_wsgi_out(rq, end, len) : 0;
+}
+
+/* SPEC.md 13: log, then a 500 if nothing was sent, else cut the body. */
+static void
+handle_exception(struct wd_wsgi_req *rq)
+{
+    const struct wd_config *cfg = wd_wsgi.cfg;
+    struct wd_task *t = rq->t;
+    char path[1024], *tb, *resp;
+    size_t len, body_len;
+    int disconnected;
+
+    tb = take_exception(&disconnected);
+    path_for_log(rq->req, path, sizeof path);
+    t->close_after = 1;
+    if (disconnected) {
+        wd_log(WD_LOG_INFO, WD_CAT_SERVER,
+               "Client disconnected while serving %s", path);
+        return;
+    }
+    if (tb != NULL) {
+        size_t n = strlen(tb);
+        char *line = tb;
+
+        /* format with the GIL (done), write without it */
+        Py_BEGIN_ALLOW_THREADS
+        wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "Exception while serving %s\n%.*s",
+               path, (int)(n && line[n - 1] == '\n' ? n - 1 : n), line);
+        Py_END_ALLOW_THREADS
+    }
+    if (!rq->resp.wrote_header) {
+        resp = wd_error_response(500,
+                                 cfg->expose_tracebacks && tb ? tb
+                                                              : generic_500,
+                                 cfg->ident, rq->req->http11, t->start, &len,
+                                 &body_len);
+        t->status = 500;
+        if (resp != NULL) {
+            rq->resp.wrote_header = 1;
+            if (wd_wsgi_out(rq, resp, len) == 0)
+                rq->resp.body_bytes = body_len;
+            PyErr_Clear();
+            free(resp);
+        }
+    }
+    free(tb);
+}
+
+/* REMOTE_USER after the app, as latin-1 bytes when it fits. */
+static char *
+remote_user(PyObject *environ)
+{
+    PyObject *v, *b;
+    char *out = NULL;
+
+    if (environ == NULL)
+        return NULL;
+    v = PyDict_GetItemWithError(environ, wd_wsgi.keys[WK_REMOTE_USER]);
+    if (v == NULL || !PyUnicode_Check(v)) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if ((b = PyUnicode_AsLatin1String(v)) == NULL) {
+        PyErr_Clear();
+        b = PyUnicode_AsEncodedString(v, "utf-8", "backslashreplace");
+    }
+    if (b != NULL) {
+        out = strndup(PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b));
+        Py_DECREF(b);
+    }
+    PyErr_Clear();
+    return out;
+}
+
+static void
+serve(struct wd_wsgi_req *rq)
+{
+    struct wd_task *t = rq->t;
+    const struct wd_http_request *req = rq->req;
+    PyObject *result;
+    const char *bad = NULL;
+    int r;
+
+    wd_response_init(&rq->resp, req->http11, req->connection,
+                     req->connection ? strlen(req->connection) : 0,
+                     wd_wsgi.cfg->ident, t->start);
+    if (t->stopping || req->close_after)
+        wd_response_set_close(&rq->resp);
+    rq->is_head = strcmp(req->method, "HEAD") == 0;
+    if ((rq->headers = PyList_New(0)) == NULL)
+        goto error;
+
+    r = wd_wsgi_environ(rq, &bad, &t->log_remote_addr);
+    if (r == 1) {
+        if (proxy_400(rq, bad) < 0)
+            goto error;
+        return;
+    }
+    if (r < 0)
+        goto error;
+    if ((rq->sr = (PyObject *)PyObject_New(struct start_response, &sr_type)) ==
+        NULL)
+        goto error;
+    ((struct start_response *)rq->sr)->rq = rq;
+
+    result = PyObject_CallFunctionObjArgs(wd_wsgi.app, rq->environ, rq->sr,
+                                          NULL);
+    if (result == NULL)
+        goto error;
+    r = consume(rq, result);
+    Py_DECREF(result);
+    if (r < 0 || finish(rq) < 0)
+        goto error;
+    return;
+
+error:
+    handle_exception(rq);
+}
+
+void
+wd_wsgi_run(struct wd_task *t)
+{
+    struct wd_wsgi_req rq;
+    PyGILState_STATE g = PyGILState_UNLOCKED;
+    int own = thread_ts == NULL;
+
+    /* a thread that skipped wd_wsgi_thread_start still works, slower */
+    if (own)
+        g = PyGILState_Ensure();
+    else
+        PyEval_RestoreThread(thread_ts);
+
+    memset(&rq, 0, sizeof rq);
+    rq.t = t;
+    rq.req = t->req;
+    if (wd_task_client_disconnected(t)) {
+        /* SPEC.md 5.2: a gone client's queued request is not served */
+        t->close_after = 1;
+    } else {
+        serve(&rq);
+        t->remote_user = remote_user(rq.environ);
+        if (rq.resp.close)
+            t->close_after = 1;
+        t->body_bytes = rq.resp.body_bytes;
+        if (t->status == 0)
+            t->status = status_code(rq.status);
+    }
+
+    if (rq.sr != NULL)
+        ((struct start_response *)rq.sr)->rq = NULL;
+    wd_wsgi_env_detach(&rq);
+    Py_XDECREF(rq.sr);
+    Py_XDECREF(rq.environ);
+    Py_XDECREF(rq.input);
+    Py_XDECREF(rq.discon);
+    Py_XDECREF(rq.status);
+    Py_XDECREF(rq.headers);
+    PyErr_Clear();
+
+    if (own)
+        PyGILState_Release(g);
+    else
+        thread_ts = PyEval_SaveThread();
+}
+
+/* ---------------------------------------------------------------------
+ * Boot
+ */
+
+/*
+ * Print the pending exception with its traceback to sys.stderr and clear
+ * it.  Not PyErr_Print: that would exit the process on SystemExit.
+ */
+static void
+print_python_error(void)
+{
+    PyObject *type, *value, *tb, *mod, *r = NULL, *serr;
+
+    if (!PyErr_Occurred())
+        return;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if ((mod = PyImport_ImportModule("traceback")) != NULL) {
+        r = PyObject_CallMethod(mod, "print_exception", "OOO", type,
+                                value ? value : Py_None, tb ? tb : Py_None);
+        Py_DECREF(mod);
+    }
+    Py_XDECREF(r);
+    if ((serr = PySys_GetObject("stderr")) != NULL && serr != Py_None) {
+        r = PyObject_CallMethod(serr, "flush", NULL);
+        Py_XDECREF(r);
+    }
+    PyErr_Clear();
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    fflush(stderr);
+}
+
+static int
+start_python(const struct wd_config *cfg)
+{
+    PyConfig pc;
+    PyStatus st;
+    PyObject *path, *item;
+    char *argv[] = {"waitressd", NULL};
+    char cwd[4096];
+
+    if (Py_IsInitialized())
+        return 0;
+    PyConfig_InitPythonConfig(&pc);
+    pc.install_signal_handlers = 0; /* the worker's loop owns signals */
+    pc.parse_argv = 0;
+    st = PyConfig_SetBytesArgv(&pc, 1, argv);
+    if (!PyStatus_Exception(st))
+        st = Py_InitializeFromConfig(&pc);
+    PyConfig_Clear(&pc);
+    if (PyStatus_Exception(st)) {
+        fprintf(stderr, "waitressd: cannot start Python: %s%s%s\n",
+                st.func ? st.func : "", st.func ? ": " : "",
+                st.err_msg ? st.err_msg : "unknown error");
+        return -1;
+    }
+
+    if ((path = PySys_GetObject("path")) == NULL || !PyList_Check(path)) {
+        fprintf(stderr, "waitressd: sys.path is missing\n");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->pythonpath.len; i++) {
+        if ((item = PyUnicode_DecodeFSDefault(cfg->pythonpath.items[i])) ==
+                NULL ||
+            PyList_Insert(path, (Py_ssize_t)i, item) < 0) {
+            Py_XDECREF(item);
+            print_python_error();
+            return -1;
+        }
+        Py_DECREF(item);
+    }
+    if (getcwd(cwd, sizeof cwd) != NULL) {
+        if ((item = PyUnicode_DecodeFSDefault(cwd)) == NULL ||
+            PyList_Append(path, item) < 0) {
+            Py_XDECREF(item);
+            print_python_error();
+            return -1;
+        }
+        Py_DECREF(item);
+    }
+    return 0;
+}
+
+/*
+ * pkgutil.resolve_name(NAME), called when CALL.  NULL on failure with
+ * "Cannot import WSGI application 'NAME': REASON" in ERR; with PRINT the
+ * traceback and "Error: ..." go to stderr.
+ */
+static PyObject *
+resolve_app(const char *name, int call, int print, char *err, size_t errlen)
+{
+    PyObject *pkgutil, *app = NULL, *type, *value, *tb, *str;
+    const char *reason = NULL;
+
+    if ((pkgutil = PyImport_ImportModule("pkgutil")) != NULL) {
+        app = PyObject_CallMethod(pkgutil, "resolve_name", "s", name);
+        Py_DECREF(pkgutil);
+    }
+    if (app != NULL && call)
+        Py_SETREF(app, PyObject_CallNoArgs(app));
+    if (app != NULL)
+        return app;
+
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    str = value ? PyObject_Str(value) : NULL;
+    if (str != NULL)
+        reason = PyUnicode_AsUTF8(str);
+    if (reason == NULL) {
+        PyErr_Clear();
+        reason = "unknown error";
+    }
+    snprintf(err, errlen, "Cannot import WSGI application '%s': %s", name,
+             reason);
+    if (print) {
+        PyErr_Restore(type, value, tb);
+        type = value = tb = NULL;
+        print_python_error();
+        fprintf(stderr, "Error: %s\n", err);
+        fflush(stderr);
+    }
+    Py_XDECREF(str);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return NULL;
+}
+
+static PyObject *
+str_or_none(const char *s)
+{
+    if (s == NULL)
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeLatin1(s, (Py_ssize_t)strlen(s), NULL);
+}
+
+static int
+setup_state(const struct wd_config *cfg, int nworkers)
+{
+    PyObject *tbmod;
+
+    wd_wsgi.cfg = cfg;
+    wd_wsgi.multiprocess = nworkers > 1;
+    if (wd_wsgi_env_init() < 0 || wd_wsgi_input_init() < 0 ||
+        wd_wsgi_file_init() < 0 || PyType_Ready(&sr_type) < 0)
+        return -1;
+    if ((wd_wsgi.version = Py_BuildValue("(ii)", 1, 0)) == NULL ||
+        (wd_wsgi.url_scheme = str_or_none(cfg->url_scheme)) == NULL ||
+        (wd_wsgi.server_name = str_or_none(cfg->server_name)) == NULL ||
+        (wd_wsgi.ident = str_or_none(cfg->ident)) == NULL ||
+        (wd_wsgi.script_name = str_or_none(cfg->url_prefix ? cfg->url_prefix
+                                                            : "")) == NULL)
+        return -1;
+    if ((tbmod = PyImport_ImportModule("traceback")) == NULL)
+        return -1;
+    wd_wsgi.format_exception = PyObject_GetAttrString(tbmod,
+                                                      "format_exception");
+    Py_DECREF(tbmod);
+    return wd_wsgi.format_exception ? 0 : -1;
+}
+
+int
+wd_wsgi_init(const struct wd_config *cfg, int nworkers)
+{
+    PyObject *logging, *r = NULL;
+    char err[1024];
+
+    if (start_python(cfg) < 0)
+        return WD_EXIT_BOOT;
+    if (setup_state(cfg, nworkers) < 0) {
+        print_python_error();
+        return WD_EXIT_BOOT;
+    }
+    if (cfg->app == NULL) {
+        fprintf(stderr, "Error: Specify an application\n");
+        return WD_EXIT_APP;
+    }
+    if ((wd_wsgi.app = resolve_app(cfg->app, cfg->call, 1, err,
+                                   sizeof err)) == NULL)
+        return WD_EXIT_APP;
+
+    /* after the import, so an app that set up logging keeps its own */
+    if ((logging = PyImport_ImportModule("logging")) != NULL) {
+        r = PyObject_CallMethod(logging, "basicConfig", NULL);
+        Py_DECREF(logging);
+    }
+    if (r == NULL) {
+        print_python_error();
+        return WD_EXIT_BOOT;
+    }
+    Py_DECREF(r);
+
+    main_ts = PyEval_SaveThread();
+    return 0;
+}
+
+void
+wd_wsgi_thread_start(void)
+{
+    thread_gil = PyGILState_Ensure();
+    thread_ts = PyEval_SaveThread();
+}
+
+void
+wd_wsgi_thread_stop(void)
+{
+    if (thread_ts == NULL)
+        return;
+    PyEval_RestoreThread(thread_ts);
+    thread_ts = NULL;
+    PyGILState_Release(thread_gil);
+}
+
+void
+wd_wsgi_shutdown(void)
+{
+    PyGILState_STATE g;
+    const char *streams[] = {"stdout", "stderr"};
+
+    if (!Py_IsInitialized())
+        return;
+    g = PyGILState_Ensure();
+    for (size_t i = 0; i < WD_ARRAY_LEN(streams); i++) {
+        PyObject *f = PySys_GetObject(streams[i]), *r;
+
+        if (f != NULL && f != Py_None) {
+            r = PyObject_CallMethod(f, "flush", NULL);
+            Py_XDECREF(r);
+        }
+    }
+    PyErr_Clear();
+    PyGILState_Release(g);
+}
+
+int
+wd_wsgi_check_app(const struct wd_config *cfg, char *err, size_t errlen)
+{
+    PyObject *app;
+
+    if (cfg->app == NULL)
+        return 0;
+    if (start_python(cfg) < 0) {
+        snprintf(err, errlen, "cannot start the Python interpreter");
+        return -1;
+    }
+    /* resolve only: a factory (call) is not run by a configuration test */
+    app = resolve_app(cfg->app, 0, 0, err, errlen);
+    Py_XDECREF(app);
+    /* throw-away interpreter: give its memory back (leak checkers) */
+    Py_FinalizeEx();
+    return app != NULL ? 0 : -1;
+}

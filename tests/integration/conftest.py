@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 
 import pytest
 
@@ -149,16 +150,25 @@ def read_all(s):
     return b"".join(chunks)
 
 
+# Bytes received past the end of one response (pipelining), per socket.
+_pending = weakref.WeakKeyDictionary()
+
+
 def read_response(s, head_only=False):
     """Read exactly one HTTP response from S; return (status_line, headers
     as a list of (name, value), body bytes).  Handles Content-Length,
-    chunked and close-delimited bodies."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
+    chunked and close-delimited bodies.  Bytes that belong to the next
+    response are kept for the next call on the same socket."""
+    buf = _pending.pop(s, b"")
+
+    def more():
         data = s.recv(65536)
         if not data:
-            raise AssertionError(f"connection closed inside headers: {buf!r}")
-        buf += data
+            raise AssertionError(f"connection closed early: {buf!r}")
+        return data
+
+    while b"\r\n\r\n" not in buf:
+        buf += more()
     head, _, rest = buf.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = lines[0]
@@ -169,23 +179,25 @@ def read_response(s, head_only=False):
     if "content-length" in hmap:
         n = int(hmap["content-length"])
         while len(rest) < n:
-            data = s.recv(65536)
-            if not data:
-                break
-            rest += data
+            buf = rest
+            rest += more()
+        _pending[s] = rest[n:]
         return status, headers, rest[:n]
     if hmap.get("transfer-encoding") == "chunked":
         body = b""
         while True:
             while b"\r\n" not in rest:
-                rest += s.recv(65536)
+                buf = rest
+                rest += more()
             line, _, rest = rest.partition(b"\r\n")
             size = int(line, 16)
             while len(rest) < size + 2:
-                rest += s.recv(65536)
+                buf = rest
+                rest += more()
             body += rest[:size]
             rest = rest[size + 2:]
             if size == 0:
+                _pending[s] = rest
                 return status, headers, body
     return status, headers, rest + read_all(s)
 

@@ -1,0 +1,8 @@
+"""WSGI entry point: serve as ``djangoproj.wsgi:application``."""
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djangoproj.settings")
+
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+
+application = get_wsgi_application()

@@ -1,0 +1,504 @@
+"""Fixture apps for tests/integration/test_wsgi.py (SPEC.md 10-13).
+
+Each attribute is one WSGI app, served as ``wsgiapps:NAME``.  The apps
+in VALID follow PEP 3333 to the letter (Content-Type everywhere, bytes
+only, read() with a size) so that tests/apps/validated.py can also serve
+them wrapped in wsgiref.validate.validator; the others break a rule on
+purpose to exercise the server's error paths.
+"""
+import io
+import os
+import sys
+import tempfile
+import time
+
+TEXT = [("Content-Type", "text/plain")]
+
+
+def _query(environ, default=""):
+    return environ.get("QUERY_STRING") or default
+
+
+def one_item(environ, start_response):
+    """A one-item list: the server computes Content-Length."""
+    start_response("200 OK", list(TEXT))
+    return [b"ok"]
+
+
+def app_length(environ, start_response):
+    """The app gives its own Content-Length."""
+    start_response("200 OK", TEXT + [("Content-Length", "2")])
+    return [b"ok"]
+
+
+def generator(environ, start_response):
+    """No length: chunked + close on HTTP/1.1, close-delimited on 1.0."""
+    start_response("200 OK", list(TEXT))
+
+    def gen():
+        yield b"abc"
+        yield b"defgh"
+
+    return gen()
+
+
+def two_items(environ, start_response):
+    """A list of two items never gets a computed length."""
+    start_response("200 OK", list(TEXT))
+    return [b"ab", b"cd"]
+
+
+def empty_items(environ, start_response):
+    """Empty items are skipped; only real data is framed."""
+    start_response("200 OK", list(TEXT))
+    return iter([b"", b"x", b"", b"yz", b""])
+
+
+def empty_list(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    return []
+
+
+def short_cl(environ, start_response):
+    """Content-Length 10 but 4 bytes: too few, the connection closes."""
+    start_response("200 OK", TEXT + [("Content-Length", "10")])
+    return iter([b"abcd"])
+
+
+def long_cl(environ, start_response):
+    """Content-Length 3 but 6 bytes: cut at 3, the connection stays open."""
+    start_response("200 OK", TEXT + [("Content-Length", "3")])
+    return iter([b"abc", b"def"])
+
+
+def write_callable(environ, start_response):
+    """The legacy write() callable, then the iterable."""
+    write = start_response("200 OK", TEXT + [("Content-Length", "11")])
+    write(b"hello ")
+    return [b"world"]
+
+
+def input_methods(environ, start_response):
+    """wsgi.input as PEP 3333 (and the validator) allow it; the body
+    reports what each call returned, one per line."""
+    inp = environ["wsgi.input"]
+    out = [
+        repr(inp.readline()),
+        repr(inp.readline(3)),
+        repr(inp.read(4)),
+        repr(inp.readlines()),
+        repr(inp.read(10)),
+        repr(list(inp)),
+    ]
+    start_response("200 OK", list(TEXT))
+    return ["\n".join(out).encode("latin-1")]
+
+
+def input_extra(environ, start_response):
+    """Methods outside what validator allows (read() without a size)."""
+    inp = environ["wsgi.input"]
+    out = [
+        repr(inp.read()),
+        repr(inp.read()),
+        repr(inp.seek(-3, 2)),
+        repr(inp.read(-1)),
+        repr(inp.seek(1)),
+        repr(inp.readlines(2)),
+        repr((inp.readable(), inp.seekable(), inp.tell())),
+        repr(type(inp.read(0)).__name__),
+        repr((inp.seek(0), list(inp))),
+    ]
+    start_response("200 OK", list(TEXT))
+    return ["\n".join(out).encode("latin-1")]
+
+
+def _tempfile(data):
+    f = tempfile.TemporaryFile()
+    f.write(data)
+    f.seek(0)
+    return f
+
+
+FILE_DATA = bytes(range(256)) * 400  # 102400 bytes
+
+
+def file_wrapper(environ, start_response):
+    """A real file: sendfile path, Content-Length from the file size."""
+    f = _tempfile(FILE_DATA)
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](f, 8192)
+
+
+def file_wrapper_offset(environ, start_response):
+    """A real file positioned at 100: only the rest is sent."""
+    f = _tempfile(FILE_DATA)
+    f.seek(100)
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](f)
+
+
+def file_wrapper_short_cl(environ, start_response):
+    """App Content-Length 10 < file size: exactly 10 bytes, keep-alive."""
+    f = _tempfile(FILE_DATA)
+    start_response(
+        "200 OK",
+        [("Content-Type", "application/octet-stream"), ("Content-Length", "10")],
+    )
+    return environ["wsgi.file_wrapper"](f)
+
+
+def file_wrapper_long_cl(environ, start_response):
+    """App Content-Length larger than the file: corrected to the size."""
+    f = _tempfile(b"0123456789")
+    start_response(
+        "200 OK",
+        [("Content-Type", "application/octet-stream"), ("Content-Length", "99")],
+    )
+    return environ["wsgi.file_wrapper"](f)
+
+
+def file_wrapper_bytesio(environ, start_response):
+    """Seekable but no fileno(): read in blocks."""
+    f = io.BytesIO(FILE_DATA)
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](f, 1000)
+
+
+class _Unseekable:
+    def __init__(self, data):
+        self._f = io.BytesIO(data)
+        self.closed_marker = False
+
+    def read(self, n=-1):
+        return self._f.read(n)
+
+    def close(self):
+        sys.stderr.write("UNSEEKABLE CLOSED\n")
+        sys.stderr.flush()
+
+
+def file_wrapper_unseekable(environ, start_response):
+    """Not seekable: plain iteration (chunked on 1.1), close() called."""
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](_Unseekable(b"x" * 5000), 1024)
+
+
+def file_wrapper_empty(environ, start_response):
+    f = _tempfile(b"")
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](f)
+
+
+def large(environ, start_response):
+    """A large body with Content-Length, in 64 KiB pieces."""
+    size = int(_query(environ, "1048576"))
+    block = b"x" * 65536
+    start_response("200 OK", TEXT + [("Content-Length", str(size))])
+
+    def gen():
+        left = size
+        while left > 0:
+            n = min(left, len(block))
+            yield block[:n]
+            left -= n
+
+    return gen()
+
+
+def sleepy(environ, start_response):
+    time.sleep(float(_query(environ, "0.5")))
+    start_response("200 OK", list(TEXT))
+    return [b"slept"]
+
+
+def no_content(environ, start_response):
+    start_response("204 No Content", [])
+    return []
+
+
+def not_modified(environ, start_response):
+    start_response("304 Not Modified", [])
+    return []
+
+
+def head_body(environ, start_response):
+    """Sends a body whatever the method (waitress does not strip it)."""
+    start_response("200 OK", list(TEXT))
+    return [b"body"]
+
+
+def server_header(environ, start_response):
+    """The app's own Server and Date: the server adds Via, no Date."""
+    start_response(
+        "200 OK",
+        TEXT
+        + [
+            ("Server", "app/1.0"),
+            ("Date", "Thu, 01 Jan 1970 00:00:00 GMT"),
+            ("x-lower", "1"),
+            ("ETag", '"e"'),
+            ("WWW-Authenticate", "Basic"),
+            ("A", "1"),
+            ("a", "2"),
+        ],
+    )
+    return [b"ok"]
+
+
+def remote_user(environ, start_response):
+    environ["REMOTE_USER"] = "alice"
+    start_response("200 OK", list(TEXT))
+    return [b"ok"]
+
+
+class _Closing:
+    """An iterable that reports close() on stderr (the error log)."""
+
+    def __init__(self, environ, items, fail=False):
+        self.path = environ["PATH_INFO"]
+        self.items = items
+        self.fail = fail
+
+    def __iter__(self):
+        for item in self.items:
+            yield item
+        if self.fail:
+            raise ValueError("iteration failed")
+
+    def close(self):
+        sys.stderr.write("CLOSED %s\n" % self.path)
+        sys.stderr.flush()
+
+
+def closing(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    return _Closing(environ, [b"a", b"b"])
+
+
+def closing_error(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    return _Closing(environ, [b"a"], fail=True)
+
+
+def exc_info_before_headers(environ, start_response):
+    """An error caught by the app and reported with exc_info."""
+    start_response("200 OK", TEXT + [("X-Old", "1")])
+    try:
+        raise KeyError("handled")
+    except KeyError:
+        start_response("500 Oops", list(TEXT), sys.exc_info())
+    return [b"sorry"]
+
+
+# ---------------------------------------------------------------------
+# Apps that break PEP 3333 on purpose (not run under the validator).
+
+
+def raise_before(environ, start_response):
+    raise ValueError("boom before start_response")
+
+
+def raise_after(environ, start_response):
+    start_response("200 OK", list(TEXT))
+
+    def gen():
+        yield b"first"
+        raise ValueError("boom inside the body")
+
+    return gen()
+
+
+def system_exit(environ, start_response):
+    raise SystemExit(3)
+
+
+def keyboard_interrupt_after(environ, start_response):
+    start_response("200 OK", list(TEXT))
+
+    def gen():
+        yield b"first"
+        raise KeyboardInterrupt
+
+    return gen()
+
+
+def exc_info_after_headers(environ, start_response):
+    """exc_info once the headers are out: re-raised, connection cut."""
+    start_response("200 OK", list(TEXT))
+
+    def gen():
+        yield b"partial"
+        try:
+            raise KeyError("late")
+        except KeyError:
+            start_response("500 Oops", list(TEXT), sys.exc_info())
+        yield b"never"
+
+    return gen()
+
+
+def exc_info_cl_quirk(environ, start_response):
+    """SPEC.md 12.1 step 2: the first Content-Length (10) survives."""
+    start_response("200 OK", TEXT + [("Content-Length", "10")])
+    try:
+        raise KeyError("x")
+    except KeyError:
+        start_response("500 Internal Server Error", list(TEXT), sys.exc_info())
+    return [b"oops"]
+
+
+def start_twice(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    start_response("200 OK", list(TEXT))
+    return [b"never"]
+
+
+def write_before_start(environ, start_response):
+    return [b"no start_response"]
+
+
+def status_crlf(environ, start_response):
+    start_response("200 OK\r\nX-Evil: 1", list(TEXT))
+    return [b"never"]
+
+
+def status_not_str(environ, start_response):
+    start_response(200, list(TEXT))
+    return [b"never"]
+
+
+def status_odd(environ, start_response):
+    """No status validation beyond CR/LF: sent verbatim."""
+    start_response("200OK", TEXT + [("Content-Length", "2")])
+    return [b"ok"]
+
+
+def header_value_crlf(environ, start_response):
+    start_response("200 OK", [("X-Evil", "a\r\nX-Injected: 1")])
+    return [b"never"]
+
+
+def header_name_crlf(environ, start_response):
+    start_response("200 OK", [("X-Evil\r\nX-Injected", "1")])
+    return [b"never"]
+
+
+def header_name_not_str(environ, start_response):
+    start_response("200 OK", [(b"X-Bytes", "1")])
+    return [b"never"]
+
+
+def header_value_not_str(environ, start_response):
+    start_response("200 OK", [("X-Int", 1)])
+    return [b"never"]
+
+
+def hop_by_hop(environ, start_response):
+    start_response("200 OK", TEXT + [("Connection", "keep-alive")])
+    return [b"never"]
+
+
+def bad_content_length(environ, start_response):
+    start_response("200 OK", TEXT + [("Content-Length", "ten")])
+    return [b"never"]
+
+
+def non_latin1_header(environ, start_response):
+    start_response("200 OK", TEXT + [("X-Snow", "\u2603")])
+    return [b"never"]
+
+
+def str_item(environ, start_response):
+    """A str item: computed Content-Length 4, headers sent, then cut."""
+    start_response("200 OK", list(TEXT))
+    return ["abcd"]
+
+
+def bytearray_item(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    return [bytearray(b"ba")]
+
+
+def none_result(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    return None
+
+
+def no_content_with_body(environ, start_response):
+    start_response("204 No Content", [])
+    return [b"ignored"]
+
+
+def traceback_marker(environ, start_response):
+    raise RuntimeError("marker-%s" % os.getpid())
+
+
+def non_ascii_names(environ, start_response):
+    """Header names outside ASCII get Python's str.capitalize()."""
+    start_response(
+        "200 OK",
+        TEXT + [("x-\u00fcN\u00ef", "1"), ("\u00df-x", "2"), ("X-Val", "caf\u00e9")],
+    )
+    return [b"ok"]
+
+
+def syspath(environ, start_response):
+    """sys.path as JSON (boot rules of SPEC.md 1)."""
+    import json
+
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"path": sys.path, "cwd": os.getcwd()}).encode()]
+
+
+def applog(environ, start_response):
+    """logging.basicConfig() ran at boot: a warning reaches stderr."""
+    import logging
+
+    logging.getLogger("fixture").warning("app-logged-%s", environ["QUERY_STRING"])
+    start_response("200 OK", list(TEXT))
+    return [b"logged"]
+
+
+def make_app():
+    """An app factory for --call."""
+    return one_item
+
+
+VALID = [
+    "one_item",
+    "app_length",
+    "generator",
+    "two_items",
+    "empty_items",
+    "empty_list",
+    "short_cl",
+    "long_cl",
+    "write_callable",
+    "input_methods",
+    "file_wrapper",
+    "file_wrapper_offset",
+    "file_wrapper_short_cl",
+    "file_wrapper_long_cl",
+    "file_wrapper_bytesio",
+    "file_wrapper_unseekable",
+    "file_wrapper_empty",
+    "large",
+    "sleepy",
+    "no_content",
+    "not_modified",
+    "head_body",
+    "server_header",
+    "remote_user",
+    "closing",
+    "exc_info_before_headers",
+]
+
+
+def dispatch(environ, start_response):
+    """Serve every app above from one server: /NAME[/...] runs NAME."""
+    name = environ["PATH_INFO"].lstrip("/").split("/", 1)[0]
+    target = globals().get(name)
+    if name.startswith("_") or name == "dispatch" or not callable(target):
+        start_response("404 Not Found", list(TEXT))
+        return [b"no such app"]
+    return target(environ, start_response)

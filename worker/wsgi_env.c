@@ -1,0 +1,362 @@
+/*
+ * wsgi_env.c - the WSGI environ of one request (SPEC.md 10 and 11).
+ *
+ * Builds a plain dict with exactly the keys of SPEC.md 10.1 plus the
+ * request's HTTP_* / CONTENT_* headers, after running the proxy-header
+ * rules (common/proxy.c) on the values.  The constant keys are interned
+ * once at boot and values are made straight from the parser's buffers
+ * (latin-1).  Pool thread, GIL held.
+ */
+#include "wsgi_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "http_parse.h"
+#include "proxy.h"
+#include "task.h"
+
+static const char *const key_names[WK_COUNT] = {
+    [WK_REQUEST_METHOD] = "REQUEST_METHOD",
+    [WK_SCRIPT_NAME] = "SCRIPT_NAME",
+    [WK_PATH_INFO] = "PATH_INFO",
+    [WK_QUERY_STRING] = "QUERY_STRING",
+    [WK_REQUEST_URI] = "REQUEST_URI",
+    [WK_SERVER_NAME] = "SERVER_NAME",
+    [WK_SERVER_PORT] = "SERVER_PORT",
+    [WK_SERVER_PROTOCOL] = "SERVER_PROTOCOL",
+    [WK_SERVER_SOFTWARE] = "SERVER_SOFTWARE",
+    [WK_REMOTE_ADDR] = "REMOTE_ADDR",
+    [WK_REMOTE_HOST] = "REMOTE_HOST",
+    [WK_REMOTE_PORT] = "REMOTE_PORT",
+    [WK_REMOTE_USER] = "REMOTE_USER",
+    [WK_CONTENT_TYPE] = "CONTENT_TYPE",
+    [WK_CONTENT_LENGTH] = "CONTENT_LENGTH",
+    [WK_HTTP_HOST] = "HTTP_HOST",
+    [WK_WSGI_VERSION] = "wsgi.version",
+    [WK_WSGI_URL_SCHEME] = "wsgi.url_scheme",
+    [WK_WSGI_INPUT] = "wsgi.input",
+    [WK_WSGI_INPUT_TERMINATED] = "wsgi.input_terminated",
+    [WK_WSGI_ERRORS] = "wsgi.errors",
+    [WK_WSGI_MULTITHREAD] = "wsgi.multithread",
+    [WK_WSGI_MULTIPROCESS] = "wsgi.multiprocess",
+    [WK_WSGI_RUN_ONCE] = "wsgi.run_once",
+    [WK_WSGI_FILE_WRAPPER] = "wsgi.file_wrapper",
+    [WK_CLIENT_DISCONNECTED] = "waitress.client_disconnected",
+};
+
+/* waitress.client_disconnected: a callable bound to the running task. */
+struct discon {
+    PyObject_HEAD
+    struct wd_task *t; /* NULL once the task is over */
+};
+
+static PyObject *
+discon_call(PyObject *self, PyObject *args, PyObject *kw)
+{
+    struct discon *d = (struct discon *)self;
+
+    if (!_PyArg_NoKeywords("client_disconnected", kw) ||
+        !PyArg_ParseTuple(args, ":client_disconnected"))
+        return NULL;
+    /* after the task the connection may be gone: nothing to report */
+    return PyBool_FromLong(d->t != NULL && wd_task_client_disconnected(d->t));
+}
+
+static void
+discon_dealloc(PyObject *self)
+{
+    PyObject_Free(self);
+}
+
+static PyTypeObject discon_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "waitressd.ClientDisconnectedCheck",
+    .tp_basicsize = sizeof(struct discon),
+    .tp_dealloc = discon_dealloc,
+    .tp_call = discon_call,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "True once the client is known to have disconnected",
+};
+
+int
+wd_wsgi_env_init(void)
+{
+    for (int i = 0; i < WK_COUNT; i++) {
+        if ((wd_wsgi.keys[i] = PyUnicode_InternFromString(key_names[i])) ==
+            NULL)
+            return -1;
+    }
+    if (PyType_Ready(&discon_type) < 0)
+        return -1;
+    return 0;
+}
+
+static PyObject *
+latin1(const char *s, size_t len)
+{
+    return PyUnicode_DecodeLatin1(s, (Py_ssize_t)len, NULL);
+}
+
+/* Set KEY to a latin-1 str of S, or to None when S is NULL. */
+static int
+set_str(PyObject *env, PyObject *key, const char *s, size_t len)
+{
+    PyObject *v;
+    int rc;
+
+    if (s == NULL)
+        return PyDict_SetItem(env, key, Py_None);
+    if ((v = latin1(s, len)) == NULL)
+        return -1;
+    rc = PyDict_SetItem(env, key, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+/* Same, skipping the key when S is NULL (absent after proxy rules). */
+static int
+set_opt(PyObject *env, PyObject *key, const char *s)
+{
+    return s == NULL ? 0 : set_str(env, key, s, strlen(s));
+}
+
+/* SPEC.md 10.2 on the decoded path bytes. */
+static void
+path_info(const char *prefix, const char *path, size_t len,
+          const char **out, size_t *out_len)
+{
+    size_t plen = prefix ? strlen(prefix) : 0;
+
+    if (len > 0 && path[0] == '/') {
+        while (len > 1 && path[1] == '/') {
+            path++;
+            len--;
+        }
+    }
+    if (plen > 0) {
+        if (len == plen && memcmp(path, prefix, plen) == 0) {
+            len = 0;
+        } else if (len > plen && memcmp(path, prefix, plen) == 0 &&
+                   path[plen] == '/') {
+            path += plen;
+            len -= plen;
+        }
+    }
+    *out = path;
+    *out_len = len;
+}
+
+static int
+proxy_index(const struct wd_header *h)
+{
+    for (int i = 0; i < WD_PH_COUNT; i++) {
+        const char *key = wd_proxy_hdr_key((enum wd_proxy_hdr)i) + 5;
+
+        if (strlen(key) == h->name_len &&
+            memcmp(key, h->name, h->name_len) == 0)
+            return i;
+    }
+    return -1;
+}
+
+static int
+is_name(const struct wd_header *h, const char *name)
+{
+    return strlen(name) == h->name_len &&
+           memcmp(h->name, name, h->name_len) == 0;
+}
+
+/* Add every request header as HTTP_NAME (or CONTENT_*), never replacing
+ * a key already there. */
+static int
+add_headers(struct wd_wsgi_req *rq, PyObject *env, struct wd_proxy_env *pe)
+{
+    const struct wd_http_request *req = rq->req;
+    char stack[128];
+    int seen_host = 0;
+
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct wd_header *h = &req->headers[i];
+        const char *val = h->value;
+        size_t vlen = h->value_len;
+        PyObject *key, *v;
+        char *kb = stack;
+        int pi, rc;
+
+        if (is_name(h, "HOST")) {
+            seen_host = 1;
+            if ((val = pe->http_host) == NULL)
+                continue;
+            vlen = strlen(val);
+        } else if ((pi = proxy_index(h)) >= 0) {
+            if ((val = pe->hdr[pi]) == NULL)
+                continue;
+            vlen = strlen(val);
+        } else if (req->chunked && is_name(h, "CONTENT_LENGTH")) {
+            continue; /* the decoded length is set below */
+        }
+
+        if (is_name(h, "CONTENT_TYPE") || is_name(h, "CONTENT_LENGTH")) {
+            key = PyUnicode_FromStringAndSize(h->name, (Py_ssize_t)h->name_len);
+        } else {
+            if (h->name_len + 6 > sizeof stack &&
+                (kb = malloc(h->name_len + 6)) == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            memcpy(kb, "HTTP_", 5);
+            memcpy(kb + 5, h->name, h->name_len);
+            key = PyUnicode_FromStringAndSize(kb, (Py_ssize_t)h->name_len + 5);
+            if (kb != stack)
+                free(kb);
+        }
+        if (key == NULL)
+            return -1;
+        if ((v = latin1(val, vlen)) == NULL) {
+            Py_DECREF(key);
+            return -1;
+        }
+        rc = PyDict_SetDefault(env, key, v) == NULL ? -1 : 0;
+        Py_DECREF(key);
+        Py_DECREF(v);
+        if (rc < 0)
+            return -1;
+    }
+    /* X-Forwarded-Host / Forwarded host= may create HTTP_HOST */
+    if (!seen_host && pe->http_host != NULL &&
+        set_opt(env, wd_wsgi.keys[WK_HTTP_HOST], pe->http_host) < 0)
+        return -1;
+    if (req->chunked) {
+        char n[24];
+        int k = snprintf(n, sizeof n, "%" PRIu64, req->content_length);
+
+        if (set_str(env, wd_wsgi.keys[WK_CONTENT_LENGTH], n, (size_t)k) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The request's proxy-relevant values before SPEC.md 11 runs. */
+static void
+proxy_env_fill(struct wd_wsgi_req *rq, struct wd_proxy_env *pe)
+{
+    const struct wd_config *cfg = wd_wsgi.cfg;
+    const struct wd_http_request *req = rq->req;
+    struct wd_task *t = rq->t;
+
+    memset(pe, 0, sizeof *pe);
+    pe->remote_addr = t->remote_addr;
+    pe->remote_host = t->remote_addr;
+    pe->remote_port = t->remote_port;
+    pe->server_name = cfg->server_name;
+    pe->server_port = t->server_port;
+    pe->url_scheme = cfg->url_scheme;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct wd_header *h = &req->headers[i];
+        int pi;
+
+        if (is_name(h, "HOST"))
+            pe->http_host = h->value;
+        else if ((pi = proxy_index(h)) >= 0)
+            pe->hdr[pi] = h->value;
+    }
+}
+
+int
+wd_wsgi_environ(struct wd_wsgi_req *rq, const char **bad_header,
+                char **remote_addr)
+{
+    const struct wd_config *cfg = wd_wsgi.cfg;
+    const struct wd_http_request *req = rq->req;
+    PyObject **k = wd_wsgi.keys, *env = NULL, *errors;
+    struct wd_proxy_env pe;
+    const char *path;
+    size_t path_len;
+    int rc = -1;
+
+    proxy_env_fill(rq, &pe);
+    if (cfg->trusted_proxy != NULL || cfg->clear_untrusted_proxy_headers) {
+        int r = wd_proxy_apply(cfg, &pe, bad_header);
+
+        if (r == WD_PROXY_MALFORMED) {
+            rc = 1;
+            goto finally;
+        }
+        if (r != WD_PROXY_OK) {
+            PyErr_NoMemory();
+            goto finally;
+        }
+    }
+    if (pe.remote_addr != NULL &&
+        (*remote_addr = strdup(pe.remote_addr)) == NULL) {
+        PyErr_NoMemory();
+        goto finally;
+    }
+
+    if ((env = PyDict_New()) == NULL)
+        goto finally;
+    path_info(cfg->url_prefix, req->path, req->path_len, &path, &path_len);
+    if (set_str(env, k[WK_REQUEST_METHOD], req->method, strlen(req->method)) ||
+        PyDict_SetItem(env, k[WK_SCRIPT_NAME], wd_wsgi.script_name) ||
+        set_str(env, k[WK_PATH_INFO], path, path_len) ||
+        set_str(env, k[WK_QUERY_STRING], req->query ? req->query : "",
+                req->query ? req->query_len : 0) ||
+        set_str(env, k[WK_REQUEST_URI], req->target, req->target_len) ||
+        set_opt(env, k[WK_SERVER_NAME], pe.server_name) ||
+        set_opt(env, k[WK_SERVER_PORT], pe.server_port) ||
+        set_str(env, k[WK_SERVER_PROTOCOL],
+                req->http11 ? "HTTP/1.1" : "HTTP/1.0", 8) ||
+        PyDict_SetItem(env, k[WK_SERVER_SOFTWARE], wd_wsgi.ident) ||
+        set_opt(env, k[WK_REMOTE_ADDR], pe.remote_addr) ||
+        set_opt(env, k[WK_REMOTE_HOST], pe.remote_host) ||
+        set_opt(env, k[WK_REMOTE_PORT], pe.remote_port))
+        goto finally;
+    if (pe.url_scheme == cfg->url_scheme) {
+        if (PyDict_SetItem(env, k[WK_WSGI_URL_SCHEME], wd_wsgi.url_scheme))
+            goto finally;
+    } else if (set_opt(env, k[WK_WSGI_URL_SCHEME], pe.url_scheme)) {
+        goto finally;
+    }
+
+    if ((rq->input = wd_wsgi_input_new(req->body)) == NULL)
+        goto finally;
+    if ((rq->discon = (PyObject *)PyObject_New(struct discon, &discon_type)) ==
+        NULL)
+        goto finally;
+    ((struct discon *)rq->discon)->t = rq->t;
+    errors = PySys_GetObject("stderr"); /* borrowed */
+    if (PyDict_SetItem(env, k[WK_WSGI_VERSION], wd_wsgi.version) ||
+        PyDict_SetItem(env, k[WK_WSGI_INPUT], rq->input) ||
+        PyDict_SetItem(env, k[WK_WSGI_INPUT_TERMINATED], Py_True) ||
+        PyDict_SetItem(env, k[WK_WSGI_ERRORS], errors ? errors : Py_None) ||
+        PyDict_SetItem(env, k[WK_WSGI_MULTITHREAD], Py_True) ||
+        PyDict_SetItem(env, k[WK_WSGI_MULTIPROCESS],
+                       wd_wsgi.multiprocess ? Py_True : Py_False) ||
+        PyDict_SetItem(env, k[WK_WSGI_RUN_ONCE], Py_False) ||
+        PyDict_SetItem(env, k[WK_WSGI_FILE_WRAPPER], wd_wsgi.file_wrapper) ||
+        PyDict_SetItem(env, k[WK_CLIENT_DISCONNECTED], rq->discon))
+        goto finally;
+
+    if (add_headers(rq, env, &pe) < 0)
+        goto finally;
+    rq->environ = env;
+    env = NULL;
+    rc = 0;
+
+finally:
+    Py_XDECREF(env);
+    wd_proxy_env_cleanup(&pe);
+    return rc;
+}
+
+void
+wd_wsgi_env_detach(struct wd_wsgi_req *rq)
+{
+    if (rq->discon != NULL)
+        ((struct discon *)rq->discon)->t = NULL;
+    wd_wsgi_input_detach(rq->input);
+}

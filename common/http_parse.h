@@ -57,7 +57,15 @@ struct wd_http_request {
     /* error */
     int error_status;   /* 0 when none */
     char *error_detail; /* exact SPEC.md detail text (UTF-8) */
+    size_t error_detail_len; /* it may hold a NUL copied from a header */
     int error_http11;   /* answer the error with HTTP/1.1 */
+    /*
+     * Close the connection at once, sending nothing: the target's
+     * authority has brackets Python's urlsplit rejects (waitress lets
+     * that ValueError escape and drops the connection).  error_status is
+     * also set (400) so a caller that ignores this flag still fails safe.
+     */
+    int drop_connection;
 
     /* request line (valid once state >= WD_REQ_BODY) */
     char *request_line; /* raw, for the access log */
@@ -93,10 +101,21 @@ struct wd_http_request *wd_http_request_new(void);
 void wd_http_request_free(struct wd_http_request *r); /* NULL is fine */
 
 /*
- * Feed LEN bytes.  Returns how many were consumed (the rest belongs to the
- * next request), or -1 on allocation failure.  When the return is less
- * than LEN the request is in state WD_REQ_DONE.  Once DONE, further calls
- * consume nothing.
+ * Feed LEN bytes (one read: SPEC.md 5.1 feeds everything a recv returned
+ * at once).  Returns how many were consumed (the rest belongs to the next
+ * request), or -1 on allocation failure (or a body temp-file error).  When
+ * the return is less than LEN the request is in state WD_REQ_DONE.  Once
+ * DONE, further calls consume nothing.  The header block and the body are
+ * parsed in the same call, so a request may go from HEAD to DONE at once.
+ *
+ * After an error the count is only informative (the connection closes and
+ * the rest is discarded).  One outcome depends on how the bytes were cut
+ * into reads, as in waitress: when a chunked-body error is found, the rest
+ * of that same read still counts towards the raw-byte limit, which may
+ * turn the error into a 413 (SPEC.md 7).  Everything else is the same for
+ * any split of the input.
+ *
+ * LIM is borrowed for the call.  Loop thread.
  */
 ssize_t wd_http_request_feed(struct wd_http_request *r, const char *data,
                              size_t len, const struct wd_http_limits *lim);
@@ -104,5 +123,51 @@ ssize_t wd_http_request_feed(struct wd_http_request *r, const char *data,
 /* Header value by normalised NAME, or NULL.  *LEN gets its length. */
 const char *wd_http_request_header(const struct wd_http_request *r,
                                    const char *name, size_t *len);
+
+/*
+ * SPEC.md 9: nonzero when the header block is parsed, the request is
+ * HTTP/1.1 with "Expect: 100-continue", a body is expected and no error
+ * was found.  The channel then sends "HTTP/1.1 100 Continue\r\n\r\n"
+ * (at most once, and only when no earlier request is pending).  This may
+ * already hold when the body arrived in the same read (state DONE):
+ * waitress sends the 100 then too.
+ */
+int wd_http_request_wants_continue(const struct wd_http_request *r);
+
+/* --- SPEC.md 18 helpers (pure, any thread) ----------------------------- */
+
+/* The request line split as waitress's crack_first_line does. */
+struct wd_http_first_line {
+    const char *method; /* all three point into the line */
+    size_t method_len;
+    const char *uri;
+    size_t uri_len;
+    const char *version; /* "d.d", or empty when the line had none */
+    size_t version_len;
+};
+
+#define WD_FL_OK 0
+#define WD_FL_NOMATCH (-1)    /* "Start line is invalid"; OUT all empty */
+#define WD_FL_BAD_METHOD (-3) /* a lowercase letter: "Malformed HTTP method" */
+
+/*
+ * LINE must fully match METHOD SP TARGET [SP "HTTP/" DIGIT "." DIGIT]
+ * (METHOD = 1*tchar, TARGET = 1*(any byte but SP)).  Returns WD_FL_OK,
+ * WD_FL_NOMATCH (OUT is the empty triple) or WD_FL_BAD_METHOD (OUT filled).
+ */
+int wd_http_crack_first_line(const char *line, size_t len,
+                             struct wd_http_first_line *out);
+
+/*
+ * SPEC.md 6.2 header-line syntax, in linear time: 1*tchar ":" then only
+ * SP, HT, VCHAR or obs-text.  On success returns 1, stores the name length
+ * and the SP/HT-trimmed value span (offset into LINE, length).  0 when the
+ * line is invalid ("Invalid header").
+ */
+int wd_http_header_line_valid(const char *line, size_t len, size_t *name_len,
+                              size_t *value_off, size_t *value_len);
+
+/* tchar of RFC 9110 (table lookup). */
+int wd_http_is_tchar(unsigned char c);
 
 #endif

@@ -55,6 +55,20 @@ wd_sb_free(struct wd_sb *sb)
         munmap(sb, map_size(sb->nslots));
 }
 
+static struct wd_sb *attached;
+
+void
+wd_sb_attach(struct wd_sb *sb)
+{
+    attached = sb;
+}
+
+struct wd_sb *
+wd_sb_attached(void)
+{
+    return attached;
+}
+
 struct wd_sb_slot *
 wd_sb_slot(struct wd_sb *sb, int i)
 {

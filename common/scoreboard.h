@@ -91,6 +91,13 @@ void wd_sb_set_pid(struct wd_sb *sb, int slot, pid_t pid);
 /* Master, after reaping the worker (read its counters first): free SLOT. */
 void wd_sb_release(struct wd_sb *sb, int slot);
 
+/*
+ * The process's scoreboard: the master records the mapping here before it
+ * forks, so a worker (which only gets its slot number) finds it again.
+ */
+void wd_sb_attach(struct wd_sb *sb);
+struct wd_sb *wd_sb_attached(void); /* NULL when none */
+
 /* Slot I, or NULL when I is out of range. */
 struct wd_sb_slot *wd_sb_slot(struct wd_sb *sb, int i);
 

@@ -122,6 +122,9 @@ open_unix(const struct wd_config *cfg, struct wd_listener *l, char *err,
         goto fail_unlink;
     if (chmod(path, cfg->unix_socket_perms) != 0)
         goto fail_unlink;
+    if ((cfg->uid != (uid_t)-1 || cfg->gid != (gid_t)-1) &&
+        chown(path, cfg->uid, cfg->gid) != 0)
+        goto fail_unlink;
     if (listen(fd, cfg->backlog) != 0)
         goto fail_unlink;
     l->fd = fd;
@@ -227,4 +230,137 @@ wd_listen_close_all(struct wd_listener *ls, size_t n, int unlink_unix)
         free(ls[i].unix_path);
     }
     free(ls);
+}
+
+/* An entry of OLD that serves entry I of CFG unchanged, or NULL. */
+static const struct wd_listener *
+find_same(const struct wd_config *cfg, size_t i,
+          const struct wd_listener *old, size_t nold)
+{
+    char want[300];
+
+    if (cfg->unix_socket == NULL && cfg->nsockets == 0) {
+        const struct wd_addr *a = &cfg->addrs[i];
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->ss;
+
+        /* port 0 asks for a fresh port each time */
+        if (sin->sin_port == 0)
+            return NULL;
+        format_name((const struct sockaddr *)&a->ss, want, sizeof want);
+    }
+    for (size_t j = 0; j < nold; j++) {
+        const struct wd_listener *l = &old[j];
+
+        if (l->fd < 0)
+            continue;
+        if (cfg->unix_socket != NULL) {
+            if (l->unix_path != NULL && !l->inherited &&
+                strcmp(l->unix_path, cfg->unix_socket) == 0)
+                return l;
+        } else if (cfg->nsockets > 0) {
+            if (l->inherited && l->fd == cfg->sockets[i])
+                return l;
+        } else if (!l->inherited && l->unix_path == NULL &&
+                   strcmp(l->name, want) == 0) {
+            return l;
+        }
+    }
+    return NULL;
+}
+
+/* Take over SAME for the new configuration (backlog and mode refreshed). */
+static int
+reuse(const struct wd_config *cfg, const struct wd_listener *same,
+      struct wd_listener *l, char *err, size_t errlen)
+{
+    *l = *same;
+    l->unix_path = NULL;
+    if (same->unix_path != NULL) {
+        if ((l->unix_path = strdup(same->unix_path)) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            l->fd = -1;
+            return -1;
+        }
+        if (chmod(l->unix_path, cfg->unix_socket_perms) != 0 ||
+            ((cfg->uid != (uid_t)-1 || cfg->gid != (gid_t)-1) &&
+             chown(l->unix_path, cfg->uid, cfg->gid) != 0))
+            wd_log(WD_LOG_WARNING, WD_CAT_MASTER, "%s: %s", l->unix_path,
+                   strerror(errno));
+    }
+    /* a new backlog takes effect on an existing listening socket */
+    listen(l->fd, cfg->backlog);
+    return 0;
+}
+
+int
+wd_listen_reload(const struct wd_config *cfg, const struct wd_listener *old,
+                 size_t nold, struct wd_listener **out, size_t *n, char *err,
+                 size_t errlen)
+{
+    struct wd_listener *ls;
+    size_t count, done = 0;
+    int rc = 0;
+
+    if (cfg->unix_socket != NULL)
+        count = 1;
+    else if (cfg->nsockets > 0)
+        count = cfg->nsockets;
+    else
+        count = cfg->naddrs;
+    if (count == 0) {
+        snprintf(err, errlen, "no address to listen on");
+        return -1;
+    }
+    if ((ls = calloc(count, sizeof *ls)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        const struct wd_listener *same = find_same(cfg, i, old, nold);
+
+        ls[i].fd = -1;
+        if (same != NULL)
+            rc = reuse(cfg, same, &ls[i], err, errlen);
+        else if (cfg->unix_socket != NULL)
+            rc = open_unix(cfg, &ls[i], err, errlen);
+        else if (cfg->nsockets > 0)
+            rc = adopt_fd(cfg, cfg->sockets[i], &ls[i], err, errlen);
+        else
+            rc = open_tcp(cfg, &cfg->addrs[i], &ls[i], err, errlen);
+        if (rc == 0)
+            done++;
+    }
+    if (rc != 0) {
+        wd_listen_release(ls, done, old, nold);
+        return -1;
+    }
+    *out = ls;
+    *n = count;
+    return 0;
+}
+
+void
+wd_listen_release(struct wd_listener *drop, size_t ndrop,
+                  const struct wd_listener *keep, size_t nkeep)
+{
+    if (drop == NULL)
+        return;
+    for (size_t i = 0; i < ndrop; i++) {
+        int kept_fd = 0, kept_path = 0;
+
+        for (size_t j = 0; j < nkeep; j++) {
+            if (drop[i].fd >= 0 && keep[j].fd == drop[i].fd)
+                kept_fd = 1;
+            if (drop[i].unix_path != NULL && keep[j].unix_path != NULL &&
+                strcmp(drop[i].unix_path, keep[j].unix_path) == 0)
+                kept_path = 1;
+        }
+        if (!kept_fd && drop[i].fd >= 0 && !drop[i].inherited)
+            close(drop[i].fd);
+        if (!kept_fd && !kept_path && drop[i].unix_path != NULL &&
+            !drop[i].inherited)
+            unlink(drop[i].unix_path);
+        free(drop[i].unix_path);
+    }
+    free(drop);
 }

@@ -39,4 +39,25 @@ void wd_listen_log(const struct wd_listener *ls, size_t n);
  */
 void wd_listen_close_all(struct wd_listener *ls, size_t n, int unlink_unix);
 
+/*
+ * Reload (SPEC.md 4.3 step 3): listeners for CFG, taking over each entry
+ * of OLD whose address is unchanged (same fd, shared with OLD: same
+ * resolved address and port, same Unix path, same inherited fd) and
+ * binding the others.  OLD is not modified.  On failure nothing new stays
+ * open, ERR holds the line and -1 is returned.
+ */
+int wd_listen_reload(const struct wd_config *cfg,
+                     const struct wd_listener *old, size_t nold,
+                     struct wd_listener **out, size_t *n, char *err,
+                     size_t errlen);
+
+/*
+ * Free DROP, closing the listeners whose fd KEEP does not share and
+ * unlinking Unix paths KEEP does not bind.  Inherited fds stay open.
+ * Used to retire the old set after a reload, or the new set after an
+ * aborted one.
+ */
+void wd_listen_release(struct wd_listener *drop, size_t ndrop,
+                       const struct wd_listener *keep, size_t nkeep);
+
 #endif

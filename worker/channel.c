@@ -298,6 +298,7 @@ flush_output(struct wd_channel *ch)
 {
     const struct wd_config *cfg = ch->loop->cfg;
     int sent_any = 0, blocked = 0, err = 0, internal = 0;
+    uint64_t sent = 0;
     struct out_entry *e;
     ssize_t n;
 
@@ -368,14 +369,17 @@ flush_output(struct wd_channel *ch)
             break;
         }
         ch->total_out -= (uint64_t)n;
+        sent += (uint64_t)n;
         sent_any = 1;
     }
     if (ch->total_out <= (uint64_t)cfg->outbuf_high_watermark)
         pthread_cond_broadcast(&ch->drained);
     pthread_mutex_unlock(&ch->lock);
 
-    if (sent_any)
+    if (sent_any) {
         ch->last_activity = wd_loop_now();
+        wd_loop_add_bytes(ch->loop, 0, sent);
+    }
     if (internal) {
         wd_log(WD_LOG_ERROR, WD_CAT_SERVER,
                "Unexpected exception when flushing: %s", strerror(errno));
@@ -497,7 +501,7 @@ answer_error(struct wd_channel *ch, struct wd_http_request *r)
                "cannot queue the %d error response: out of memory",
                r->error_status);
     log_access(ch, r, NULL, NULL, r->error_status, rc == 0 ? body_len : 0);
-    ch->loop->requests++;
+    wd_loop_request_done(ch->loop);
     ch->last_activity = wd_loop_now();
     close_after_flush(ch);
 }
@@ -554,6 +558,7 @@ start_task(struct wd_channel *ch, struct wd_http_request *r)
     ch->task = t;
     l->ntasks++;
     wd_pool_post(l->pool, t);
+    wd_loop_task_posted(l);
 }
 
 /*
@@ -610,6 +615,35 @@ maybe_send_continue(struct wd_channel *ch)
 }
 
 /*
+ * The parser could not store R (out of memory, or the body's temp file
+ * cannot grow: ENOSPC, EFBIG).  R becomes a 500 answered in its turn,
+ * after the responses before it, and the connection then closes; the
+ * partial body is released at once (issue 7).  0, or -1 when even the
+ * queue cannot grow (the caller drops the connection).
+ */
+static int
+fail_unstored(struct wd_channel *ch, struct wd_http_request *r)
+{
+    static const char detail[] = "The request could not be stored.";
+
+    ch->req = NULL;
+    ch->sent_continue = 0;
+    r->error_http11 = r->state != WD_REQ_HEAD && r->http11;
+    r->state = WD_REQ_DONE;
+    r->error_status = 500;
+    free(r->error_detail);
+    r->error_detail = strdup(detail); /* NULL: answered without detail */
+    r->error_detail_len = r->error_detail != NULL ? sizeof detail - 1 : 0;
+    wd_buf_free(r->body);
+    r->body = NULL;
+    if (queue_push(ch, r) != 0) {
+        wd_http_request_free(r);
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * Feed received bytes to the parser, queueing what completes.  Returns 1
  * when the connection had to be dropped at once (CH may be gone).
  */
@@ -626,8 +660,13 @@ received(struct wd_channel *ch, const char *data, size_t len)
             goto oom;
         r = ch->req;
         n = wd_http_request_feed(r, data, len, &l->limits);
-        if (n < 0)
-            goto oom;
+        if (n < 0) {
+            wd_log(WD_LOG_ERROR, WD_CAT_SERVER,
+                   "cannot store the request: %s", strerror(errno));
+            if (fail_unstored(ch, r) != 0)
+                goto oom;
+            break;
+        }
         if (r->drop_connection) {
             /* waitress lets urlsplit's error escape: no response at all */
             wd_channel_close(ch);
@@ -685,6 +724,7 @@ read_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     ch->last_activity = wd_loop_now();
+    wd_loop_add_bytes(l, (uint64_t)n, 0);
     if (ch->close_when_flushed)
         return; /* discarded (SPEC.md 19 item 8) */
     if (received(ch, l->rbuf, (size_t)n))
@@ -711,11 +751,13 @@ task_finished(struct wd_channel *ch)
 
     ch->task = NULL;
     l->ntasks--;
-    l->requests++;
+    wd_loop_request_done(l);
     log_access(ch, t->req, t->log_remote_addr, t->remote_user, t->status,
                t->body_bytes);
-    close_conn = t->close_after || l->stopping ||
-                 __atomic_load_n(&t->stopping, __ATOMIC_RELAXED);
+    /* a response that went out keep-alive keeps the connection even when
+       a TERM came meanwhile: closing it would race with the client's next
+       request (SPEC.md 4.4 b); the stop sweep closes it once idle */
+    close_conn = t->close_after;
     free_task(t);
 
     if (ch->fd < 0) {

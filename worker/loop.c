@@ -8,6 +8,12 @@
  * events while the worker is full.  A cleanup_interval timer closes idle
  * channels (5.5); after TERM a faster timer closes keep-alive connections
  * idle for a second and ends the loop once nothing is left (4.4).
+ *
+ * Fair accept: while more tasks wait in the pool's queue than it has
+ * threads, the worker stops accepting, so the kernel hands new
+ * connections to idle workers; it listens again once the queue is short.
+ * The scoreboard slot gets the heartbeat and the gauges from a timer and
+ * after every request (SPEC.md 4.6, 17).
  */
 #include "autoconfig.h"
 
@@ -30,6 +36,8 @@
 #include "log.h"
 #include "loop.h"
 #include "mailbox.h"
+#include "pool.h"
+#include "scoreboard.h"
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 100
@@ -48,6 +56,8 @@ wd_loop_now(void)
 static void
 set_accepting(struct wd_loop *l, int on)
 {
+    if (on && (l->stopping || l->limit_reached || l->queue_full))
+        return;
     if (on == l->accepting)
         return;
     for (size_t i = 0; i < l->nlisteners; i++) {
@@ -66,8 +76,7 @@ accept_pause_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct wd_loop *l = arg;
 
-    if (!l->stopping && !l->limit_reached)
-        set_accepting(l, 1);
+    set_accepting(l, 1);
 }
 
 static void
@@ -126,7 +135,7 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
     struct wd_loop_listener *lst = arg;
     struct wd_loop *l = lst->loop;
     char addr[64], port[16];
-    int one = 1;
+    int one = 1, err;
 
     for (int i = 0; i < ACCEPT_BATCH && l->accepting; i++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -137,9 +146,10 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
             if (errno == EAGAIN || errno == EWOULDBLOCK ||
                 errno == ECONNABORTED)
                 return;
-            accept_failed(l, "accept", errno);
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-                errno == ENOMEM)
+            err = errno; /* the log line below may change errno */
+            accept_failed(l, "accept", err);
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS ||
+                err == ENOMEM)
                 pause_accepting(l);
             return;
         }
@@ -186,6 +196,103 @@ wd_loop_channel_closed(struct wd_loop *l)
             set_accepting(l, 1);
         }
     }
+}
+
+/* Gauges for the master: state, connections, queue depth. */
+static void
+publish(struct wd_loop *l)
+{
+    size_t busy;
+
+    if (l->sb == NULL)
+        return;
+    busy = l->pool != NULL ? wd_pool_busy(l->pool) : 0;
+    wd_sb_set_connections(l->sb, (uint32_t)l->nopen);
+    wd_sb_set_queue_depth(l->sb, l->pool != NULL
+                                     ? (uint32_t)wd_pool_queued(l->pool)
+                                     : 0);
+    wd_sb_set_state(l->sb, l->stopping ? WD_SB_STOPPING
+                           : busy > 0  ? WD_SB_BUSY
+                                       : WD_SB_IDLE);
+}
+
+static void
+heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct wd_loop *l = arg;
+
+    if (l->sb == NULL)
+        return;
+    wd_sb_heartbeat(l->sb);
+    publish(l);
+}
+
+void
+wd_loop_start_heartbeat(struct wd_loop *l)
+{
+    struct timeval tv = {1, 0};
+
+    /* at least every max(1, worker_timeout / 2) seconds (SPEC.md 4.6) */
+    if (l->cfg->worker_timeout > 0 && l->cfg->worker_timeout < 2)
+        tv = (struct timeval){0, 500000};
+    if (l->sb == NULL || l->hb_ev != NULL)
+        return;
+    wd_sb_heartbeat(l->sb);
+    publish(l);
+    l->hb_ev = event_new(l->base, -1, EV_PERSIST, heartbeat_cb, l);
+    if (l->hb_ev == NULL || event_add(l->hb_ev, &tv) != 0)
+        wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot start the heartbeat");
+}
+
+static void
+retire_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct wd_loop *l = arg;
+
+    if (l->stopping)
+        return;
+    wd_log(WD_LOG_INFO, WD_CAT_SERVER,
+           "Autorestarting worker after current request.");
+    wd_loop_stop(l);
+}
+
+void
+wd_loop_task_posted(struct wd_loop *l)
+{
+    if (l->pool == NULL)
+        return;
+    if (wd_pool_queued(l->pool) > (size_t)l->cfg->threads && !l->queue_full) {
+        l->queue_full = 1;
+        set_accepting(l, 0);
+    }
+    if (l->sb != NULL)
+        wd_sb_set_queue_depth(l->sb, (uint32_t)wd_pool_queued(l->pool));
+}
+
+void
+wd_loop_request_done(struct wd_loop *l)
+{
+    struct timeval now = {0, 0};
+
+    l->requests++;
+    if (l->sb != NULL)
+        wd_sb_add_request(l->sb);
+    if (l->queue_full && l->pool != NULL &&
+        wd_pool_queued(l->pool) < (size_t)l->cfg->threads) {
+        l->queue_full = 0;
+        set_accepting(l, 1);
+    }
+    publish(l);
+    /* retire outside the caller's channel code (SPEC.md 4.4) */
+    if (l->max_requests > 0 && l->requests == l->max_requests)
+        event_base_once(l->base, -1, EV_TIMEOUT, retire_cb, l, &now);
+}
+
+void
+wd_loop_add_bytes(struct wd_loop *l, uint64_t in, uint64_t out)
+{
+    if (l->sb != NULL)
+        wd_sb_add_bytes(l->sb, in, out);
 }
 
 void
@@ -250,6 +357,7 @@ wd_loop_stop(struct wd_loop *l)
     }
     for (ch = l->channels; ch != NULL; ch = wd_channel_next(ch))
         wd_channel_stop(ch);
+    publish(l);
     event_add(l->stop_ev, &tv);
     if (l->nchannels == 0 && l->ntasks == 0)
         event_base_loopexit(l->base, NULL);
@@ -363,7 +471,9 @@ wd_loop_cleanup(struct wd_loop *l)
         event_free(l->sweep_ev);
     if (l->stop_ev != NULL)
         event_free(l->stop_ev);
-    l->accept_pause_ev = l->sweep_ev = l->stop_ev = NULL;
+    if (l->hb_ev != NULL)
+        event_free(l->hb_ev);
+    l->accept_pause_ev = l->sweep_ev = l->stop_ev = l->hb_ev = NULL;
     wd_mailbox_free(l->mailbox);
     l->mailbox = NULL;
     free(l->rbuf);

@@ -20,6 +20,7 @@ struct wd_config;
 struct wd_channel;
 struct wd_mailbox;
 struct wd_pool;
+struct wd_sb_slot;
 
 struct wd_loop_listener {
     int fd;
@@ -55,6 +56,12 @@ struct wd_loop {
 
     int stopping;       /* TERM received */
     double stop_started; /* monotonic time of the TERM */
+
+    /* scoreboard (SPEC.md 4.6, 17) and self-retirement (4.4) */
+    struct wd_sb_slot *sb;  /* own slot, or NULL */
+    struct event *hb_ev;    /* heartbeat / counters timer */
+    uint64_t max_requests;  /* jittered max_requests; 0: never */
+    int queue_full;         /* fair accept: paused while the pool is behind */
 };
 
 /* Monotonic seconds (activity and idle timing). */
@@ -71,6 +78,19 @@ void wd_loop_cleanup(struct wd_loop *l);
 
 /* Start the graceful stop of SPEC.md 4.4 (TERM).  */
 void wd_loop_stop(struct wd_loop *l);
+
+/*
+ * Scoreboard hooks.  wd_loop_start_heartbeat arms the timer that stores
+ * the heartbeat and the gauges at least every max(1, worker_timeout/2)
+ * seconds (call once the worker is ready).  wd_loop_request_done is
+ * called by channel.c for every finished request: counts it, publishes
+ * the gauges, resumes a paused accept and retires the worker after
+ * max_requests.  wd_loop_task_posted checks the fair-accept rule.
+ */
+void wd_loop_start_heartbeat(struct wd_loop *l);
+void wd_loop_request_done(struct wd_loop *l);
+void wd_loop_task_posted(struct wd_loop *l);
+void wd_loop_add_bytes(struct wd_loop *l, uint64_t in, uint64_t out);
 
 /* Channel bookkeeping, called by channel.c. */
 void wd_loop_channel_closed(struct wd_loop *l); /* a socket was closed */

@@ -9,13 +9,21 @@
  *
  * The loop thread never holds the GIL and never calls Python, except for
  * wd_wsgi_shutdown once the pool has stopped.
+ *
+ * The scoreboard slot the master claimed for us gets the thread count,
+ * the busy-thread gauge (around every task) and, from the loop, the
+ * heartbeat and counters.  SIGABRT (heartbeat timeout, SPEC.md 4.4) has a
+ * plain handler, not an evsignal: the loop it would run on may be stuck.
  */
 #include "autoconfig.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -25,6 +33,7 @@
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
+#include "scoreboard.h"
 #include "wd.h"
 #include "worker.h"
 #include "wsgi.h"
@@ -36,6 +45,50 @@ static const int ignored_signals[] = {
 };
 static const int handled_signals[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1};
 
+static struct wd_sb_slot *own_slot;
+static pid_t master_pid; /* our parent; orphaned once getppid() differs */
+
+/* The pool's run op: the bridge, counted as a busy thread. */
+static void
+run_task(struct wd_task *t)
+{
+    if (own_slot != NULL)
+        wd_sb_busy_add(own_slot, 1);
+    wd_wsgi_run(t);
+    if (own_slot != NULL)
+        wd_sb_busy_add(own_slot, -1);
+}
+
+/* Heartbeat timeout: say so with async-signal-safe calls only, then go. */
+static void
+abort_handler(int sig)
+{
+    static const char msg[] =
+        "waitressd worker: SIGABRT (heartbeat timeout), exiting\n";
+    ssize_t rc = write(STDERR_FILENO, msg, sizeof msg - 1);
+
+    (void)rc;
+    (void)sig;
+    _exit(1);
+}
+
+/* max_requests + uniform(0..jitter), chosen once per worker. */
+static uint64_t
+request_limit(const struct wd_config *cfg)
+{
+    uint64_t limit = (uint64_t)cfg->max_requests;
+
+    if (limit == 0)
+        return 0;
+    if (cfg->max_requests_jitter > 0) {
+        unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+
+        limit += (uint64_t)rand_r(&seed) %
+                 ((uint64_t)cfg->max_requests_jitter + 1);
+    }
+    return limit;
+}
+
 static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -43,6 +96,12 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 
     switch (sig) {
     case SIGTERM:
+        /* orphaned (the master died): nobody enforces the deadline, so
+         * SIGALRM's default action does it */
+        if (getppid() != master_pid)
+            alarm(l->cfg->graceful_timeout > 0
+                      ? (unsigned)l->cfg->graceful_timeout
+                      : 1);
         wd_loop_stop(l);
         break;
     case SIGINT:
@@ -78,7 +137,7 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
     static const struct wd_pool_ops ops = {
         .thread_start = wd_wsgi_thread_start,
         .thread_stop = wd_wsgi_thread_stop,
-        .run = wd_wsgi_run,
+        .run = run_task,
         .done = wd_task_done,
         .discard = wd_task_discard,
     };
@@ -90,7 +149,18 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
     unsigned left;
     int rc;
 
-    (void)slot; /* the scoreboard slot: heartbeat and counters come later */
+    struct sigaction sa;
+
+    /* the master's death stops us gracefully: the port is released at
+     * once and no orphan keeps serving (issue 7).  (The master may be
+     * pid 1 in a container, so an early death cannot be told by ppid 1;
+     * the window since the fork is a few instructions.) */
+    master_pid = getppid();
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) {
+        close_fds(fds, nfds);
+        return WD_EXIT_BOOT;
+    }
+    own_slot = wd_sb_slot(wd_sb_attached(), slot);
     for (size_t i = 0; i < WD_ARRAY_LEN(ignored_signals); i++)
         signal(ignored_signals[i], SIG_IGN);
     event_set_log_callback(libevent_log_cb);
@@ -108,6 +178,12 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
         event_base_free(base);
         return WD_EXIT_BOOT;
     }
+    loop.sb = own_slot;
+    loop.max_requests = request_limit(cfg);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = abort_handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGABRT, &sa, NULL);
     for (size_t i = 0; i < WD_ARRAY_LEN(handled_signals); i++) {
         sigev[i] = evsignal_new(base, handled_signals[i], signal_cb, &loop);
         if (sigev[i] == NULL || event_add(sigev[i], NULL) != 0) {
@@ -125,6 +201,9 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
         goto cleanup;
     }
     loop.pool = pool;
+    if (own_slot != NULL)
+        wd_sb_set_threads(own_slot, (uint32_t)cfg->threads);
+    wd_loop_start_heartbeat(&loop);
 
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);

@@ -1,0 +1,618 @@
+"""The master process (SPEC.md 2.3, 3, 4, 16.1, 17): scoreboard and
+heartbeats, signals and the transactional HUP reload, daemon duties and
+the stats endpoint.  Real binary, loopback only, bounded loops."""
+import itertools
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import APPS, WAITRESSD, Server, free_port, read_all, read_response
+
+
+def wait_for(cond, timeout=10.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(step)
+    return cond()
+
+
+def http_get(port, path="/", timeout=5):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+        return read_response(s)
+
+
+def stats(port, path="/"):
+    status, headers, body = http_get(port, path)
+    assert status == "HTTP/1.0 200 OK"
+    if path == "/metrics":
+        return body.decode()
+    return json.loads(body)
+
+
+def worker_pids(stats_port, generation=None):
+    return sorted(w["pid"] for w in stats(stats_port)["workers"]
+                  if generation is None or w["generation"] == generation)
+
+
+class Load:
+    """Client threads sending requests until stop(): half of them reuse a
+    keep-alive connection (honouring Connection: close), half open a fresh
+    connection per request.  Every response body names the worker."""
+
+    def __init__(self, port, threads=6, path="/"):
+        self.port, self.path = port, path
+        self.ok = 0
+        self.failures = []  # (error, pid of the connection's last response)
+        self.bodies = []
+        self.lock = threading.Lock()
+        self.halt = threading.Event()
+        self.threads = [threading.Thread(target=self.run, args=(i % 2 == 0,), daemon=True)
+                        for i in range(threads)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self.halt.set()
+        for t in self.threads:
+            t.join(15)
+
+    def run(self, keepalive):
+        sock, last_pid = None, None
+        deadline = time.monotonic() + 60
+        while not self.halt.is_set() and time.monotonic() < deadline:
+            try:
+                if sock is None:
+                    sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+                    last_pid = None
+                if keepalive:
+                    sock.sendall(f"GET {self.path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                else:
+                    sock.sendall(f"GET {self.path} HTTP/1.0\r\n\r\n".encode())
+                status, headers, body = read_response(sock)
+                assert status.startswith("HTTP/1.") and " 200 " in status, status
+                last_pid = int(body.split()[-1])
+                with self.lock:
+                    self.ok += 1
+                    self.bodies.append(body)
+                close = any(k.lower() == "connection" and v.lower() == "close" for k, v in headers)
+                if not keepalive or close:
+                    sock.close()
+                    sock = None
+            except Exception as exc:  # a failed request
+                with self.lock:
+                    self.failures.append((repr(exc), last_pid))
+                if sock is not None:
+                    sock.close()
+                sock = None
+        if sock is not None:
+            sock.close()
+
+
+def start(tmp_path, app="masterapp:app", args=(), config=None, workers=2, threads=4, unix=False):
+    pathlib.Path(tmp_path).mkdir(parents=True, exist_ok=True)
+    srv = Server(tmp_path, app=app, args=args, config=config, workers=workers,
+                 threads=threads, unix=unix)
+    return srv.start()
+
+
+def configured(tmp_path, config, workers=1, app="masterapp:app", drop=("--listen",), args=()):
+    """A server whose listen address comes from its config file (the
+    address group of the command line would override the file's)."""
+    pathlib.Path(tmp_path).mkdir(parents=True, exist_ok=True)
+    srv = Server(tmp_path, app=app, config=config, workers=workers, args=args)
+    srv.argv = [a for a in srv.argv if not a.startswith(drop)]
+    return srv
+
+
+@pytest.fixture
+def master(tmp_path):
+    started = []
+
+    def make(*a, check=True, **kw):
+        srv = start(tmp_path / f"m{len(started)}", *a, **kw)
+        started.append((srv, check))
+        return srv
+
+    yield make
+    for srv, _ in started:
+        srv.stop()
+    for srv, check in started:
+        if check:
+            srv.check_log()
+
+
+# ---------------------------------------------------------------- stats
+
+
+def test_stats_json_has_every_key(master):
+    sport = free_port()
+    srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=2)
+    http_get(srv.port, "/pid")
+    doc = wait_for(lambda: (d := stats(sport)) and len(d["workers"]) == 2
+                   and all(w["status"] == "idle" for w in d["workers"]) and d, 5)
+    for key in ("version", "pid", "start_time", "uptime", "reloads", "generation",
+                "workers_target", "listen", "listen_queue", "workers_spawned",
+                "workers_timed_out", "requests", "workers"):
+        assert key in doc, key
+    assert doc["pid"] == srv.proc.pid
+    assert doc["workers_target"] == 2 and doc["generation"] == 1 and doc["reloads"] == 0
+    assert doc["listen"] == [f"127.0.0.1:{srv.port}"]
+    assert doc["listen_queue"] == [0]
+    assert doc["requests"] >= 1
+    for w in doc["workers"]:
+        assert set(w) == {"id", "pid", "generation", "status", "started_at", "requests",
+                          "active_requests", "queued_requests", "connections", "threads",
+                          "busy_threads", "bytes_sent", "exceptions", "last_heartbeat",
+                          "respawns"}
+        assert w["status"] in ("idle", "busy", "booting", "stopping")
+        assert w["threads"] == 4
+        assert abs(w["last_heartbeat"] - time.time()) < 3
+    assert sum(w["bytes_sent"] for w in doc["workers"]) > 0
+
+
+def test_stats_counts_busy_worker_and_requests_of_dead_workers(master):
+    sport = free_port()
+    srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=1)
+    for _ in range(3):
+        http_get(srv.port, "/pid")
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    s.sendall(b"GET /slow?delay=1.5 HTTP/1.0\r\n\r\n")
+    busy = wait_for(lambda: [w for w in stats(sport)["workers"] if w["status"] == "busy"], 3)
+    assert busy and busy[0]["active_requests"] == 1 and busy[0]["busy_threads"] == 1
+    read_all(s)
+    s.close()
+    pid = worker_pids(sport)[0]
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: worker_pids(sport) not in ([], [pid]), 5)
+    doc = stats(sport)
+    assert doc["requests"] >= 4  # the dead worker's count is kept
+    assert doc["workers"][0]["respawns"] == 1
+
+
+def test_stats_metrics_prometheus(master):
+    sport = free_port()
+    srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=2)
+    http_get(srv.port, "/pid")
+    status, headers, body = http_get(sport, "/metrics")
+    assert dict(headers)["Content-Type"] == "text/plain; version=0.0.4"
+    text = body.decode()
+    assert "waitressd_requests_total " in text
+    assert "# TYPE waitressd_requests_total counter" in text
+    ids = {w["id"] for w in stats(sport)["workers"]}
+    for i in ids:
+        assert f'waitressd_worker_requests_total{{worker="{i}"}}' in text
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            assert line.startswith("waitressd_"), line
+            float(line.rsplit(" ", 1)[1])
+
+
+def test_stats_answers_a_silent_client_after_two_seconds(master):
+    sport = free_port()
+    master(args=[f"--stats=127.0.0.1:{sport}"], workers=1)
+    with socket.create_connection(("127.0.0.1", sport), timeout=5) as s:
+        t0 = time.monotonic()
+        data = read_all(s)
+        elapsed = time.monotonic() - t0
+    assert data.startswith(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n")
+    assert b"Connection: close\r\n" in data
+    assert 1.5 < elapsed < 4
+    json.loads(data.partition(b"\r\n\r\n")[2])
+
+
+def test_stats_on_unix_path_and_not_on_app_listener(master, tmp_path):
+    path = tmp_path / "stats.sock"
+    srv = master(args=[f"--stats=unix:{path}"], workers=1)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(str(path))
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        data = read_all(s)
+    assert json.loads(data.partition(b"\r\n\r\n")[2])["workers_target"] == 1
+    # the application's listener still serves the app, not the stats
+    assert http_get(srv.port, "/")[2].startswith(b"masterapp ")
+    srv.stop()
+    assert not path.exists()
+
+
+# ---------------------------------------------------------------- signals
+
+
+def test_ttin_ttou_change_worker_count(master):
+    sport = free_port()
+    srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=2)
+    assert wait_for(lambda: len(worker_pids(sport)) == 2)
+    srv.signal(signal.SIGTTIN)
+    assert wait_for(lambda: stats(sport)["workers_target"] == 3
+                    and len([w for w in stats(sport)["workers"] if w["status"] == "idle"]) == 3)
+    before = worker_pids(sport)
+    srv.signal(signal.SIGTTOU)
+    # one at a time: a second pending signal of the same kind merges
+    assert wait_for(lambda: stats(sport)["workers_target"] == 2)
+    srv.signal(signal.SIGTTOU)
+    assert wait_for(lambda: len(worker_pids(sport)) == 1 and stats(sport)["workers_target"] == 1)
+    srv.signal(signal.SIGTTOU)  # at 1: ignored
+    time.sleep(0.5)
+    assert stats(sport)["workers_target"] == 1 and len(worker_pids(sport)) == 1
+    assert worker_pids(sport)[0] in before
+    log = srv.log()
+    assert "Handling signal: ttin" in log and "Handling signal: ttou" in log
+
+
+def test_usr2_is_logged_and_ignored(master):
+    srv = master(workers=1)
+    srv.signal(signal.SIGUSR2)
+    assert wait_for(lambda: "USR2 not supported, ignored" in srv.log(), 3)
+    assert http_get(srv.port, "/pid")[0].endswith("200 OK")
+
+
+def test_usr1_reopens_access_log(master, tmp_path):
+    access = tmp_path / "access.log"
+    srv = master(args=[f"--access-log={access}"], workers=2)
+    http_get(srv.port, "/before")
+    assert wait_for(lambda: access.exists() and "/before" in access.read_text(), 3)
+    access.rename(tmp_path / "access.log.1")
+    srv.signal(signal.SIGUSR1)
+    assert wait_for(lambda: access.exists(), 3)
+    time.sleep(0.3)  # the workers reopen after the master
+    for _ in range(4):
+        http_get(srv.port, "/after")
+    assert wait_for(lambda: access.read_text().count("/after") == 4, 3)
+    assert "/after" not in (tmp_path / "access.log.1").read_text()
+    assert "Handling signal: usr1" in srv.log()
+
+
+def test_term_waits_for_slow_request_then_cleans_up(tmp_path):
+    pidfile = tmp_path / "wd.pid"
+    srv = start(tmp_path / "srv", args=[f"--pidfile={pidfile}"], workers=2, unix=True)
+    try:
+        assert int(pidfile.read_text()) == srv.proc.pid
+        assert pidfile.read_text().endswith("\n")
+        s = srv.connect()
+        s.sendall(b"GET /slow?delay=2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.5)
+        srv.signal(signal.SIGTERM)
+        status, headers, body = read_response(s)
+        s.close()
+        assert status == "HTTP/1.1 200 OK"
+        assert ("Connection", "close") in headers
+        assert srv.proc.wait(10) == 0
+        assert not pidfile.exists()
+        assert not os.path.exists(srv.unix_path)
+        log = srv.log()
+        assert "Handling signal: term" in log and "Shutting down: Master" in log
+    finally:
+        srv.stop()
+    srv.check_log()
+
+
+def test_int_during_graceful_stop_is_fast(tmp_path):
+    srv = start(tmp_path / "srv", workers=1, args=["--graceful-timeout=30"])
+    try:
+        s = srv.connect()
+        s.sendall(b"GET /slow?delay=8 HTTP/1.0\r\n\r\n")
+        time.sleep(0.5)
+        srv.signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert srv.proc.poll() is None  # still draining
+        t0 = time.monotonic()
+        srv.signal(signal.SIGINT)
+        assert srv.proc.wait(5) == 0
+        assert time.monotonic() - t0 < 3
+        s.close()
+    finally:
+        srv.stop()
+
+
+def test_kill9_worker_under_load(master):
+    sport = free_port()
+    srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=3, threads=2)
+    assert wait_for(lambda: len(worker_pids(sport)) == 3)
+    before = worker_pids(sport)
+    load = Load(srv.port, threads=8, path="/pid").start()
+    try:
+        time.sleep(1.0)
+        victim = before[0]
+        os.kill(victim, signal.SIGKILL)
+        t0 = time.monotonic()
+        new = wait_for(lambda: set(worker_pids(sport)) - set(before), 2, step=0.02)
+        assert new, "no replacement worker"
+        # the replacement serves within a second
+        seen = wait_for(lambda: any(int(b) in new for b in list(load.bodies)[-200:]), 2, step=0.02)
+        assert seen and time.monotonic() - t0 < 1.5
+        time.sleep(0.5)
+    finally:
+        load.stop()
+    assert wait_for(lambda: f"Worker (pid:{victim}) was sent SIGKILL!" in srv.log(), 3)
+    # only connections that were on the killed worker may have failed
+    others = [f for f in load.failures if f[1] is not None and f[1] != victim]
+    assert others == [], load.failures
+    assert load.ok > 100
+
+
+def test_worker_timeout_sigstop(tmp_path):
+    sport = free_port()
+    srv = start(tmp_path / "srv", workers=1,
+                args=["--worker-timeout=2", f"--stats=127.0.0.1:{sport}"])
+    try:
+        pid = worker_pids(sport)[0]
+        os.kill(pid, signal.SIGSTOP)
+        assert wait_for(lambda: f"WORKER TIMEOUT (pid:{pid})" in srv.log(), 6)
+        new = wait_for(lambda: [p for p in worker_pids(sport) if p != pid], 6)
+        assert new
+        assert wait_for(lambda: http_get(srv.port, "/pid")[2] == str(new[0]).encode(), 5)
+        assert stats(sport)["workers_timed_out"] == 1
+    finally:
+        srv.stop()
+
+
+def test_max_requests_retires_worker(master):
+    sport = free_port()
+    srv = master(args=["--max-requests=5", f"--stats=127.0.0.1:{sport}"], workers=1)
+    pids = []
+    for _ in range(12):
+        status, _, body = http_get(srv.port, "/pid")
+        assert status.endswith("200 OK")
+        pids.append(int(body))
+        time.sleep(0.05)
+    runs = [len(list(g)) for _, g in itertools.groupby(pids)]
+    # the readiness probe was the first worker's first request
+    assert runs[0] == 4 and runs[1] == 5, pids
+    assert "Autorestarting worker after current request." in srv.log()
+
+
+def test_process_titles(master):
+    sport = free_port()
+    srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=2)
+    assert wait_for(lambda: [w["status"] for w in stats(sport)["workers"]] == ["idle"] * 2)
+    cmd = pathlib.Path(f"/proc/{srv.proc.pid}/cmdline").read_bytes()
+    assert cmd.rstrip(b"\0") == b"waitressd: master"
+    titles = set()
+    for w in stats(sport)["workers"]:
+        titles.add(pathlib.Path(f"/proc/{w['pid']}/cmdline").read_bytes().rstrip(b"\0"))
+    assert titles == {b"waitressd: worker 1 (gen 1)", b"waitressd: worker 2 (gen 1)"}
+
+
+# ---------------------------------------------------------------- reload
+
+RELOAD_APP = '''
+import os
+VERSION = {version!r}
+
+def app(environ, start_response):
+    body = ("%s %d" % (VERSION, os.getpid())).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+def test_reload_under_load(tmp_path):
+    appdir = tmp_path / "app"
+    appdir.mkdir()
+    (appdir / "reloadapp.py").write_text(RELOAD_APP.format(version="one"))
+    port, sport = free_port(), free_port()
+    good = (f'listen = "127.0.0.1:{port}";\nworkers = 2;\nthreads = 4;\n'
+            f'stats = "127.0.0.1:{sport}";\npythonpath = "{appdir}";\n')
+    srv = configured(tmp_path / "srv", good, app="reloadapp:app",
+                     drop=("--listen", "--workers", "--threads"), args=[f"--pythonpath={appdir}"])
+    srv.port = port
+    srv.start()
+    conf = srv.tmp / "waitressd.conf"
+    load = Load(port, threads=8).start()
+    try:
+        time.sleep(0.7)
+        # 1: plain reload
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: stats(sport)["reloads"] == 1, 10)
+        time.sleep(0.5)
+        # 2: new application code
+        (appdir / "reloadapp.py").write_text(RELOAD_APP.format(version="second"))
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: stats(sport)["reloads"] == 2, 10)
+        n = len(load.bodies)
+        assert wait_for(lambda: any(b.startswith(b"second ") for b in load.bodies[n:]), 3)
+        time.sleep(0.5)
+        # 3: an invalid configuration is refused, nothing changes
+        conf.write_text(good.replace("threads = 4", "threads = 0"))
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: "reload failed: " in srv.log(), 5)
+        time.sleep(0.5)
+        assert stats(sport)["reloads"] == 2 and stats(sport)["generation"] == 3
+        # 4: a valid one again, with more workers
+        conf.write_text(good.replace("workers = 2", "workers = 3"))
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: stats(sport)["reloads"] == 3, 10)
+        time.sleep(0.7)
+    finally:
+        load.stop()
+    try:
+        assert load.failures == [], load.failures[:5]
+        assert load.ok > 200
+        tail = load.bodies[-20:]
+        assert all(b.startswith(b"second ") for b in tail)
+        doc = stats(sport)
+        assert doc["workers_target"] == 3
+        assert wait_for(lambda: len(stats(sport)["workers"]) == 3, 10)
+        assert all(w["generation"] == 4 for w in stats(sport)["workers"])
+        log = srv.log()
+        assert ("reload failed: threads must be at least 1; keeping previous configuration"
+                in log), log
+        assert log.count("Handling signal: hup") == 4
+    finally:
+        assert srv.stop() == 0
+    srv.check_log()
+
+
+def test_reload_keeps_listening_socket_and_binds_new_ones(tmp_path):
+    port, port2 = free_port(), free_port()
+    srv = configured(tmp_path / "srv", f'listen = "127.0.0.1:{port}";\n')
+    srv.port = port
+    srv.start()
+    conf = srv.tmp / "waitressd.conf"
+    try:
+        # a connection waiting in the backlog during the reload is served
+        conf.write_text(f'listen = "127.0.0.1:{port} 127.0.0.1:{port2}";\n')
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: "Reload complete" in srv.log(), 10)
+        assert http_get(port2, "/")[2].startswith(b"masterapp ")
+        assert http_get(port, "/")[2].startswith(b"masterapp ")
+        # drop the first address: closed once the old workers are gone
+        conf.write_text(f'listen = "127.0.0.1:{port2}";\n')
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: srv.log().count("Reload complete") == 2, 10)
+        assert wait_for(lambda: _refused(port), 10)
+        assert http_get(port2, "/")[0].endswith("200 OK")
+    finally:
+        srv.stop()
+    srv.check_log()
+
+
+def _refused(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_reload_bind_failure_changes_nothing(tmp_path):
+    port = free_port()
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    busy_port = busy.getsockname()[1]
+    srv = configured(tmp_path / "srv", f'listen = "127.0.0.1:{port}";\n')
+    srv.port = port
+    srv.start()
+    try:
+        pid = int(http_get(port, "/pid")[2])
+        (srv.tmp / "waitressd.conf").write_text(
+            f'listen = "127.0.0.1:{port} 127.0.0.1:{busy_port}";\n')
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: "reload failed: " in srv.log(), 5)
+        assert "keeping previous configuration" in srv.log()
+        assert int(http_get(port, "/pid")[2]) == pid  # same worker
+    finally:
+        busy.close()
+        srv.stop()
+    srv.check_log()
+
+
+def test_reload_worker_boot_failure_aborts(tmp_path):
+    sport = free_port()
+    srv = start(tmp_path / "srv", workers=2, config='app = "masterapp:app";\n',
+                app=None, args=[f"--stats=127.0.0.1:{sport}"])
+    try:
+        pids = worker_pids(sport)
+        (srv.tmp / "waitressd.conf").write_text('app = "no_such_module_xyz:app";\n')
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: "reload failed: worker failed to boot (exit status 4); "
+                                "keeping previous configuration" in srv.log(), 10)
+        time.sleep(0.5)
+        doc = stats(sport)
+        assert doc["generation"] == 1 and doc["reloads"] == 0
+        assert wait_for(lambda: worker_pids(sport) == pids, 5)
+        assert http_get(srv.port, "/")[2].startswith(b"masterapp ")
+    finally:
+        srv.stop()
+
+
+# ---------------------------------------------------------------- daemon duties
+
+
+def test_pidfile_refused_when_held_by_live_process(tmp_path):
+    pidfile = tmp_path / "wd.pid"
+    holder = subprocess.Popen(["sleep", "30"])
+    try:
+        pidfile.write_text(f"{holder.pid}\n")
+        r = subprocess.run([WAITRESSD, f"--pidfile={pidfile}", "--listen=127.0.0.1:0",
+                            f"--pythonpath={APPS}", "masterapp:app"],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 1
+        assert (f"Already running on PID {holder.pid} (or pid file '{pidfile}' is stale)"
+                in r.stderr)
+        assert pidfile.read_text() == f"{holder.pid}\n"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_stale_pidfile_is_overwritten(tmp_path):
+    pidfile = tmp_path / "wd.pid"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    pidfile.write_text(f"{dead.pid}\n")
+    srv = start(tmp_path / "srv", workers=1, args=[f"--pidfile={pidfile}"])
+    try:
+        assert pidfile.read_text() == f"{srv.proc.pid}\n"
+    finally:
+        assert srv.stop() == 0
+    assert not pidfile.exists()
+
+
+def test_daemon_detaches_and_writes_pidfile(tmp_path):
+    pidfile, log = tmp_path / "wd.pid", tmp_path / "err.log"
+    port = free_port()
+    r = subprocess.run([WAITRESSD, "--daemon", f"--pidfile={pidfile}", f"--error-log={log}",
+                        f"--listen=127.0.0.1:{port}", "--workers=1",
+                        f"--pythonpath={APPS}", "masterapp:app"],
+                       capture_output=True, text=True, timeout=20, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: pidfile.exists(), 5)
+    pid = int(pidfile.read_text())
+    try:
+        assert wait_for(lambda: _serves(port), 10)
+        status = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        assert int(status[3]) != pid  # the session leader's child
+        assert int(status[3]) != os.getsid(0)  # a session of its own
+        os.kill(pid, signal.SIGTERM)
+        assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10)
+        assert not pidfile.exists()
+        assert "Shutting down: Master" in log.read_text()
+    finally:
+        if os.path.exists(f"/proc/{pid}"):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _serves(port):
+    try:
+        return http_get(port, "/", timeout=1)[0].endswith("200 OK")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to change user")
+def test_workers_drop_privileges(tmp_path):
+    sport = free_port()
+    tmp_path.chmod(0o755)
+    srv = start(tmp_path / "srv", workers=1,
+                args=["--user=nobody", f"--stats=127.0.0.1:{sport}"])
+    try:
+        (srv.tmp).chmod(0o755)
+        wpid = worker_pids(sport)[0]
+        uids = [line for line in pathlib.Path(f"/proc/{wpid}/status").read_text().splitlines()
+                if line.startswith("Uid:")][0].split()[1:]
+        import pwd
+        nobody = pwd.getpwnam("nobody").pw_uid
+        assert set(int(u) for u in uids) == {nobody}
+        muids = [line for line in pathlib.Path(f"/proc/{srv.proc.pid}/status").read_text()
+                 .splitlines() if line.startswith("Uid:")][0].split()[1:]
+        assert set(int(u) for u in muids) == {0}  # the master keeps its own
+        assert http_get(srv.port, "/pid")[0].endswith("200 OK")
+    finally:
+        srv.stop()

@@ -111,6 +111,11 @@ struct wd_http_parser_priv {
     uint64_t raw;    /* raw chunked bytes consumed */
     int chunked_started;
     struct wd_chunked ch;
+    /* the request line while the block is being parsed, so an error can
+     * keep a copy of it for the access log (SPEC.md 16.3) */
+    const char *rl;
+    size_t rl_len;
+    char *rl_copy;
 };
 
 /* The request and its private part in one allocation. */
@@ -145,6 +150,7 @@ wd_http_request_free(struct wd_http_request *r)
         return;
     free(r->priv->blk);
     free(r->priv->arena);
+    free(r->priv->rl_copy);
     free(r->error_detail);
     wd_buf_free(r->body);
     free((struct request_box *)r);
@@ -157,12 +163,20 @@ static int
 fail(struct wd_http_request *r, int status, const char *detail, size_t dlen,
      int http11)
 {
+    struct wd_http_parser_priv *pv = r->priv;
     char *d = malloc(dlen + 1);
 
     if (d == NULL)
         return -1;
     memcpy(d, detail, dlen);
     d[dlen] = '\0';
+    if (r->request_line == NULL && pv->rl != NULL &&
+        (pv->rl_copy = malloc(pv->rl_len + 1)) != NULL) {
+        memcpy(pv->rl_copy, pv->rl, pv->rl_len);
+        pv->rl_copy[pv->rl_len] = '\0';
+        r->request_line = pv->rl_copy;
+        r->request_line_len = pv->rl_len;
+    }
     free(r->error_detail);
     r->error_detail = d;
     r->error_detail_len = dlen;
@@ -721,6 +735,8 @@ parse_lines(struct wd_http_request *r, const char *blk, size_t n,
     hlen = (size_t)(hend - h0);
     while (rl_len > 0 && IS(blk[rl_len - 1], C_LSTRIP))
         rl_len--;
+    pv->rl = blk;
+    pv->rl_len = rl_len;
     if (bare && (memchr(blk, '\r', rl_len) || memchr(blk, '\n', rl_len)))
         return fail_str(r, 400, "Bare CR or LF found in HTTP message", 0);
 
@@ -972,6 +988,7 @@ parse_block(struct wd_http_request *r, const char *blk, size_t n,
     struct span small[SMALL_LINES], *lines = small;
     int rc = parse_lines(r, blk, n, lim, &lines);
 
+    r->priv->rl = NULL; /* BLK is the caller's, and goes away */
     if (lines != small)
         free(lines);
     return rc;
@@ -1060,6 +1077,8 @@ feed_head(struct wd_http_request *r, const char *data, size_t len,
         if (parse_block(r, fake, sizeof fake - 1, lim) != 0 ||
             fail_limit(r, 431, "max_header", lim->max_header, 0) != 0)
             return -1;
+        r->request_line = NULL; /* not read: "-" in the access log */
+        r->request_line_len = 0;
         return (ssize_t)(used < len ? used : len);
     }
     if (end == 0) {

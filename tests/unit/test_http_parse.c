@@ -608,6 +608,41 @@ Test(http_parse, header_size_limit_is_431_http10)
     expect_ok(PARSE_LIM(in, &lim));
 }
 
+/* The access log shows "-" for a 431 (SPEC.md 16.3): nothing was read. */
+Test(http_parse, header_size_431_has_no_request_line)
+{
+    struct wd_http_limits lim = default_limits;
+    struct outcome o;
+
+    lim.max_header = 24;
+    o = PARSE_LIM("GET / HTTP/1.1\r\nX: 1\r\n\r\n", &lim);
+    expect_error(o, 431, "exceeds max_header of 24", 0);
+    cr_assert_null(o.r->request_line);
+}
+
+/* Errors in the header lines are found before the request line is
+ * parsed, but the line was received: the access log shows it. */
+Test(http_parse, header_line_errors_keep_the_request_line)
+{
+    static const char *const in[] = {
+        "GET /a HTTP/1.1\r\nHost : x\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",
+        "GET /a HTTP/1.1\r\n Host: 0\r\n\r\n",
+        "GET /a HTTP/1.1\r\nX: x\nY: 1\r\n\r\n",
+        "get /a HTTP/1.1\r\n\r\n",
+    };
+
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+        struct outcome o = parse_n(in[i], strlen(in[i]));
+
+        cr_assert_eq(o.r->error_status, 400, "%s", in[i]);
+        cr_assert_not_null(o.r->request_line, "%s", in[i]);
+        cr_assert_eq(o.r->request_line_len, 15, "%s", in[i]);
+        cr_assert_eq(memcmp(o.r->request_line + 4, "/a HTTP/1.1", 11), 0,
+                     "%s", in[i]);
+    }
+}
+
 Test(http_parse, header_size_limit_without_terminator)
 {
     struct wd_http_limits lim = default_limits;

@@ -137,7 +137,7 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
     char addr[64], port[16];
     int one = 1, err;
 
-    for (int i = 0; i < ACCEPT_BATCH && l->accepting; i++) {
+    for (int i = 0; i < ACCEPT_BATCH && (l->accepting || l->draining); i++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd < 0) {
@@ -345,6 +345,15 @@ wd_loop_stop(struct wd_loop *l)
         return;
     l->stopping = 1;
     l->stop_started = wd_loop_now();
+    /* The kernel has already completed the handshakes of the connections
+     * waiting in the accept queue, and their clients may have sent a
+     * request: take them now and serve them (with Connection: close), or
+     * the last close of the listening socket would reset them. */
+    l->draining = 1; /* at most ACCEPT_BATCH each, past connection_limit */
+    for (size_t i = 0; i < l->nlisteners; i++)
+        if (l->listeners[i].fd >= 0)
+            accept_cb(l->listeners[i].fd, EV_READ, &l->listeners[i]);
+    l->draining = 0;
     set_accepting(l, 0);
     event_del(l->accept_pause_ev);
     for (size_t i = 0; i < l->nlisteners; i++) {

@@ -40,6 +40,7 @@ struct wd_loop {
     struct wd_loop_listener *listeners;
     size_t nlisteners;
     int accepting;      /* listener events are added */
+    int draining;       /* stopping: taking what the accept queue holds */
     int limit_reached;  /* connection_limit warning logged */
     struct event *accept_pause_ev; /* EMFILE back-off */
     struct event *sweep_ev;        /* cleanup_interval */

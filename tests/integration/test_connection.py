@@ -496,6 +496,24 @@ def test_term_lets_a_slow_request_finish_with_connection_close(server_factory):
     assert srv.proc.wait(15) == 0
 
 
+def test_term_serves_connections_waiting_in_the_accept_queue(server_factory):
+    # With the connection limit reached, a second client waits in the
+    # kernel's accept queue, its request already sent.  A graceful stop
+    # must serve it, not let the listening socket's close reset it.
+    srv = server_factory(APP, args=["--connection-limit=1"])
+    with srv.connect() as a, srv.connect() as b:
+        a.sendall(b"GET /slow?1 HTTP/1.1\r\n\r\n")
+        time.sleep(0.3)
+        b.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        time.sleep(0.2)
+        srv.signal(signal.SIGTERM)
+        assert read_response(a)[2] == b"slept"
+        status, headers, body = read_response(b)
+        assert (status, body) == ("HTTP/1.1 200 OK", b"ok")
+        assert hdr(headers, "Connection") == "close"
+    assert srv.proc.wait(15) == 0
+
+
 def test_term_closes_idle_keepalive_and_exits(server_factory):
     srv = server_factory(APP)
     with srv.connect() as s:

@@ -4,7 +4,9 @@
  * Called by the WSGI bridge on a pool thread with the app's status and
  * headers already validated and encoded to latin-1.  Everything here is
  * byte work on caller-owned memory; the only allocation is the header
- * block returned by wd_response_head.
+ * block returned by wd_response_head (its scratch space is on the stack
+ * unless the app sends dozens of headers), and the Date value is cached
+ * per thread for the current second.
  *
  * The order of decisions follows waitress's Task.build_response_header,
  * because later steps look at what earlier ones added (a computed
@@ -138,6 +140,23 @@ entry_cmp(const void *a, const void *b)
     return x->order < y->order ? -1 : (x->order > y->order);
 }
 
+/* Stable insertion sort by name: a head has a handful of entries, where
+ * this beats qsort's indirect calls (entry_cmp breaks ties by order). */
+static void
+sort_entries(struct entry *e, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        struct entry x = e[i];
+        size_t j = i;
+
+        while (j > 0 && entry_cmp(&e[j - 1], &x) > 0) {
+            e[j] = e[j - 1];
+            j--;
+        }
+        e[j] = x;
+    }
+}
+
 static void
 add_entry(struct entry *e, size_t *n, const char *name, const char *value,
           size_t value_len)
@@ -150,15 +169,29 @@ add_entry(struct entry *e, size_t *n, const char *name, const char *value,
     (*n)++;
 }
 
+/* The Date value of T, formatted at most once per second per thread. */
+static void
+cached_date(time_t t, char out[WD_HTTP_DATE_LEN + 1])
+{
+    static __thread time_t last = -1;
+    static __thread char text[WD_HTTP_DATE_LEN + 1];
+
+    if (t != last) {
+        wd_http_date_build(t, text);
+        last = t;
+    }
+    memcpy(out, text, WD_HTTP_DATE_LEN + 1);
+}
+
 char *
 wd_response_head(struct wd_response *r, const char *status,
                  size_t status_len, const struct wd_resp_header *h,
                  size_t n, size_t *len)
 {
     /* room for the server's own: CL, Connection, TE, Server/Via, Date */
-    enum { EXTRA = 6 };
-    struct entry *e;
-    char *names, *out, *p;
+    enum { EXTRA = 6, STACK_ENTRIES = 32, STACK_NAMES = 1024 };
+    struct entry estack[STACK_ENTRIES], *e = estack;
+    char nstack[STACK_NAMES], *names = nstack, *out, *p;
     char clbuf[32], date[WD_HTTP_DATE_LEN + 1];
     size_t ne = 0, names_len = 0, total;
     const struct entry *cl_hdr = NULL, *date_hdr = NULL, *server_hdr = NULL;
@@ -168,10 +201,14 @@ wd_response_head(struct wd_response *r, const char *status,
 
     for (size_t i = 0; i < n; i++)
         names_len += h[i].name_len;
-    if ((e = calloc(n + EXTRA, sizeof *e)) == NULL)
+    /* the usual response fits on the stack: no allocation but OUT */
+    if (n + EXTRA > STACK_ENTRIES &&
+        (e = calloc(n + EXTRA, sizeof *e)) == NULL)
         return NULL;
-    if ((names = malloc(names_len + 1)) == NULL) {
-        free(e);
+    if (names_len + 1 > STACK_NAMES &&
+        (names = malloc(names_len + 1)) == NULL) {
+        if (e != estack)
+            free(e);
         return NULL;
     }
 
@@ -238,18 +275,20 @@ wd_response_head(struct wd_response *r, const char *status,
         add_entry(e, &ne, "Via", ident_or, strlen(ident_or));
     }
     if (date_hdr == NULL || date_hdr->value_len == 0) {
-        wd_http_date_build(r->start, date);
+        cached_date(r->start, date);
         add_entry(e, &ne, "Date", date, WD_HTTP_DATE_LEN);
     }
 
-    qsort(e, ne, sizeof *e, entry_cmp);
+    sort_entries(e, ne);
 
     total = 9 + status_len + 2 + 2; /* "HTTP/1.x " status CRLF ... CRLF */
     for (size_t i = 0; i < ne; i++)
         total += e[i].name_len + 2 + e[i].value_len + 2;
     if ((out = malloc(total + 1)) == NULL) {
-        free(names);
-        free(e);
+        if (names != nstack)
+            free(names);
+        if (e != estack)
+            free(e);
         return NULL;
     }
     p = out;
@@ -274,8 +313,10 @@ wd_response_head(struct wd_response *r, const char *status,
     *p = '\0';
     *len = total;
     r->wrote_header = 1;
-    free(names);
-    free(e);
+    if (names != nstack)
+        free(names);
+    if (e != estack)
+        free(e);
     return out;
 }
 

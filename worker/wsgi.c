@@ -206,78 +206,141 @@ finally:
     return out;
 }
 
-int
-wd_wsgi_write_head(struct wd_wsgi_req *rq)
+/*
+ * Latin-1 bytes of a str without a copy when CPython already stores it
+ * as one byte per character (every ASCII or latin-1 str); else an encoded
+ * copy in *TMP (which raises UnicodeEncodeError as before).  NULL on error.
+ */
+static const char *
+latin1_view(PyObject *s, Py_ssize_t *len, PyObject **tmp)
 {
-    Py_ssize_t n = PyList_GET_SIZE(rq->headers);
-    struct wd_resp_header *h = NULL;
-    PyObject *status, **enc = NULL;
+    *tmp = NULL;
+    if (PyUnicode_KIND(s) == PyUnicode_1BYTE_KIND) {
+        *len = PyUnicode_GET_LENGTH(s);
+        return (const char *)PyUnicode_DATA(s);
+    }
+    if ((*tmp = PyUnicode_AsLatin1String(s)) == NULL)
+        return NULL;
+    *len = PyBytes_GET_SIZE(*tmp);
+    return PyBytes_AS_STRING(*tmp);
+}
+
+/* Headers up to this count are encoded without a heap allocation. */
+#define HEAD_STACK_HEADERS 24
+
+/*
+ * The header block for the app's status and headers (malloc'ed; caller
+ * frees), wrote_header set.  NULL with a Python exception set.  Names
+ * and values are viewed in place when they are one-byte strings, so a
+ * typical response encodes without creating Python objects.
+ */
+static char *
+build_head(struct wd_wsgi_req *rq, size_t *len)
+{
+    Py_ssize_t n = PyList_GET_SIZE(rq->headers), slen;
+    struct wd_resp_header hstack[HEAD_STACK_HEADERS], *h = hstack;
+    PyObject *stmp, *encstack[2 * HEAD_STACK_HEADERS], **enc = encstack;
+    const char *st;
     char *head = NULL;
-    size_t len;
-    int rc = -1;
 
     /* encoding errors (non-latin-1) happen before anything is sent */
-    if ((status = PyUnicode_AsLatin1String(rq->status)) == NULL)
-        return -1;
+    if ((st = latin1_view(rq->status, &slen, &stmp)) == NULL)
+        return NULL;
     /* a TERM may have arrived while the app ran (SPEC.md 4.4 c) */
     if (wd_task_stopping(rq->t))
         wd_response_set_close(&rq->resp);
-    if ((h = calloc((size_t)n + 1, sizeof *h)) == NULL ||
-        (enc = calloc(2 * (size_t)n + 1, sizeof *enc)) == NULL) {
+    if (n > HEAD_STACK_HEADERS &&
+        ((h = calloc((size_t)n, sizeof *h)) == NULL ||
+         (enc = calloc(2 * (size_t)n, sizeof *enc)) == NULL)) {
         PyErr_NoMemory();
         goto finally;
     }
+    memset(enc, 0, 2 * (size_t)n * sizeof *enc);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *pair = PyList_GET_ITEM(rq->headers, i);
+        PyObject *name = PyTuple_GET_ITEM(pair, 0);
+        Py_ssize_t nl, vl;
+        const char *np, *vp;
 
-        if ((enc[2 * i] = normalised_name(PyTuple_GET_ITEM(pair, 0))) ==
-                NULL ||
-            (enc[2 * i + 1] =
-                 PyUnicode_AsLatin1String(PyTuple_GET_ITEM(pair, 1))) == NULL)
+        if (PyUnicode_IS_ASCII(name)) { /* response.c capitalises ASCII */
+            np = (const char *)PyUnicode_DATA(name);
+            nl = PyUnicode_GET_LENGTH(name);
+        } else {
+            if ((enc[2 * i] = normalised_name(name)) == NULL)
+                goto finally;
+            np = PyBytes_AS_STRING(enc[2 * i]);
+            nl = PyBytes_GET_SIZE(enc[2 * i]);
+        }
+        if ((vp = latin1_view(PyTuple_GET_ITEM(pair, 1), &vl,
+                              &enc[2 * i + 1])) == NULL)
             goto finally;
-        h[i].name = PyBytes_AS_STRING(enc[2 * i]);
-        h[i].name_len = (size_t)PyBytes_GET_SIZE(enc[2 * i]);
-        h[i].value = PyBytes_AS_STRING(enc[2 * i + 1]);
-        h[i].value_len = (size_t)PyBytes_GET_SIZE(enc[2 * i + 1]);
+        h[i].name = np;
+        h[i].name_len = (size_t)nl;
+        h[i].value = vp;
+        h[i].value_len = (size_t)vl;
     }
-    head = wd_response_head(&rq->resp, PyBytes_AS_STRING(status),
-                            (size_t)PyBytes_GET_SIZE(status), h, (size_t)n,
-                            &len);
-    if (head == NULL) {
+    head = wd_response_head(&rq->resp, st, (size_t)slen, h, (size_t)n, len);
+    if (head == NULL)
         PyErr_NoMemory();
-        goto finally;
-    }
-    rq->t->status = status_code(rq->status);
-    rc = wd_wsgi_out(rq, head, len);
+    else
+        rq->t->status = status_code(rq->status);
 
 finally:
     for (Py_ssize_t i = 0; enc != NULL && i < 2 * n; i++)
         Py_XDECREF(enc[i]);
-    free(enc);
-    free(h);
+    if (enc != encstack)
+        free(enc);
+    if (h != hstack)
+        free(h);
+    Py_XDECREF(stmp);
+    return head;
+}
+
+int
+wd_wsgi_write_head(struct wd_wsgi_req *rq)
+{
+    size_t len;
+    char *head = build_head(rq, &len);
+    int rc;
+
+    if (head == NULL)
+        return -1;
+    rc = wd_wsgi_out(rq, head, len);
     free(head);
-    Py_DECREF(status);
     return rc;
 }
 
-/* Send one planned emission: chunk line, data, CRLF, in one write if small. */
+/*
+ * Send one planned emission: the pending response head (HEAD, may be
+ * NULL), chunk line, data, CRLF -- in one write when it all fits in 16
+ * KiB, so a small response costs the loop one wake-up and one send.
+ * Larger data is not copied an extra time: it goes out as separate
+ * writes.
+ */
 static int
-send_planned(struct wd_wsgi_req *rq, const struct wd_body_plan *p,
-             const char *data)
+send_planned(struct wd_wsgi_req *rq, const char *head, size_t head_len,
+             const struct wd_body_plan *p, const char *data)
 {
-    char small[16384];
-    size_t total = p->prefix_len + p->send + (p->suffix ? 2 : 0);
+    char small[16384], *q = small;
+    size_t total = head_len + p->prefix_len + p->send + (p->suffix ? 2 : 0);
 
     if (total == 0)
         return 0;
     if (total <= sizeof small) {
-        memcpy(small, p->prefix, p->prefix_len);
-        memcpy(small + p->prefix_len, data, p->send);
+        if (head_len) {
+            memcpy(q, head, head_len);
+            q += head_len;
+        }
+        memcpy(q, p->prefix, p->prefix_len);
+        q += p->prefix_len;
+        memcpy(q, data, p->send);
+        q += p->send;
         if (p->suffix)
-            memcpy(small + p->prefix_len + p->send, "\r\n", 2);
+            memcpy(q, "\r\n", 2);
         return wd_wsgi_out(rq, small, total);
     }
-    if ((p->prefix_len && wd_wsgi_out(rq, p->prefix, p->prefix_len) < 0) ||
+    if ((head_len && wd_wsgi_out(rq, head, head_len) < 0) ||
+        (p->prefix_len && wd_wsgi_out(rq, p->prefix, p->prefix_len) < 0) ||
         (p->send && wd_wsgi_out(rq, data, p->send) < 0) ||
         (p->suffix && wd_wsgi_out(rq, "\r\n", 2) < 0))
         return -1;
@@ -314,45 +377,75 @@ emit(struct wd_wsgi_req *rq, PyObject *data)
 {
     struct wd_body_plan plan;
     PyObject *copy = NULL;
+    char *head = NULL;
+    size_t head_len = 0;
     const char *p;
     Py_ssize_t n;
-    int truth, rc;
+    int rc;
 
     if (!rq->complete) {
         PyErr_SetString(PyExc_RuntimeError,
                         "start_response was not called before body written");
         return -1;
     }
-    if (!rq->resp.wrote_header && wd_wsgi_write_head(rq) < 0)
+    /* the head is built now but sent with the first data (one write) */
+    if (!rq->resp.wrote_header && (head = build_head(rq, &head_len)) == NULL)
         return -1;
-    if ((truth = PyObject_IsTrue(data)) <= 0)
-        return truth;
+    if ((rc = PyObject_IsTrue(data)) <= 0)
+        goto out;
     if (!rq->resp.has_body) {
-        if ((n = PyObject_Size(data)) < 0)
-            return -1;
+        if ((n = PyObject_Size(data)) < 0) {
+            rc = -1;
+            goto out;
+        }
         wd_response_body(&rq->resp, (size_t)n, &plan);
         log_body_warnings(rq, plan.warn);
-        return 0;
+        rc = 0;
+        goto out;
     }
     if (PyBytes_Check(data)) {
         p = PyBytes_AS_STRING(data);
         n = PyBytes_GET_SIZE(data);
     } else if (PyByteArray_Check(data)) {
         /* a copy: the bytearray could change while we wait for the loop */
-        if ((copy = PyBytes_FromObject(data)) == NULL)
-            return -1;
+        if ((copy = PyBytes_FromObject(data)) == NULL) {
+            rc = -1;
+            goto out;
+        }
         p = PyBytes_AS_STRING(copy);
         n = PyBytes_GET_SIZE(copy);
     } else {
         PyErr_Format(PyExc_TypeError,
                      "response body items must be bytes or bytearray, not %s",
                      Py_TYPE(data)->tp_name);
-        return -1;
+        rc = -1;
+        goto out;
     }
     wd_response_body(&rq->resp, (size_t)n, &plan);
     log_body_warnings(rq, plan.warn);
-    rc = send_planned(rq, &plan, p);
+    rc = send_planned(rq, head, head_len, &plan, p);
+    free(head);
     Py_XDECREF(copy);
+    return rc;
+
+out:
+    /* no data went with it: the head still goes out first [QUIRK: a
+     * wrong item type is reported after the headers were sent] */
+    if (head != NULL) {
+        PyObject *type, *value, *tb;
+
+        PyErr_Fetch(&type, &value, &tb);
+        if (wd_wsgi_out(rq, head, head_len) < 0) {
+            /* ClientDisconnected wins, as when the head went first */
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+            rc = -1;
+        } else {
+            PyErr_Restore(type, value, tb);
+        }
+        free(head);
+    }
     return rc;
 }
 
@@ -463,8 +556,41 @@ has_crlf(PyObject *s)
 {
     Py_ssize_t n = PyUnicode_GET_LENGTH(s);
 
+    if (PyUnicode_KIND(s) == PyUnicode_1BYTE_KIND) {
+        const unsigned char *p = PyUnicode_1BYTE_DATA(s);
+
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (p[i] == '\r' || p[i] == '\n')
+                return 1;
+        }
+        return 0;
+    }
     return PyUnicode_FindChar(s, '\r', 0, n, 1) >= 0 ||
            PyUnicode_FindChar(s, '\n', 0, n, 1) >= 0;
+}
+
+/*
+ * int(V) for the usual Content-Length value, 1 to 18 ASCII digits,
+ * without creating an int; 0 when V needs Python's int() (spaces, signs,
+ * underscores, other digits, too long).
+ */
+static int
+small_decimal(PyObject *v, long long *out)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+    const unsigned char *p;
+    long long x = 0;
+
+    if (!PyUnicode_IS_ASCII(v) || n < 1 || n > 18)
+        return 0;
+    p = PyUnicode_1BYTE_DATA(v);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+        x = x * 10 + (p[i] - '0');
+    }
+    *out = x;
+    return 1;
 }
 
 /* name.lower() as UTF-8 into BUF (ASCII names without calling Python). */
@@ -514,6 +640,12 @@ check_header(struct wd_wsgi_req *rq, PyObject *k, PyObject *v)
         long long cl;
         int overflow;
 
+        if (small_decimal(v, &cl)) {
+            rq->resp.has_cl = 1;
+            rq->resp.cl = cl;
+            rc = 0;
+            goto finally;
+        }
         if ((num = PyNumber_Long(v)) == NULL)
             goto finally;
         cl = PyLong_AsLongLongAndOverflow(num, &overflow);
@@ -595,15 +727,24 @@ sr_call(PyObject *self, PyObject *args, PyObject *kw)
         int rc;
 
         rc = unpack_pair(item, &k, &v);
-        Py_DECREF(item);
-        if (rc < 0)
+        if (rc < 0) {
+            Py_DECREF(item);
             goto fail;
+        }
         if (check_header(rq, k, v) < 0) {
+            Py_DECREF(item);
             Py_DECREF(k);
             Py_DECREF(v);
             goto fail;
         }
-        pair = PyTuple_Pack(2, k, v);
+        /* an exact (name, value) tuple is immutable: keep it */
+        if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2) {
+            Py_INCREF(item);
+            pair = item;
+        } else {
+            pair = PyTuple_Pack(2, k, v);
+        }
+        Py_DECREF(item);
         Py_DECREF(k);
         Py_DECREF(v);
         if (pair == NULL || PyList_Append(add, pair) < 0) {
@@ -646,6 +787,25 @@ static PyTypeObject sr_type = {
  * One request
  */
 
+static PyObject *str_len, *str_close; /* interned on first use */
+
+/*
+ * hasattr(OBJ, NAME) with the name interned once (*CACHE).  Lists and
+ * tuples, the usual results, are answered without a lookup: they have
+ * __len__ and no close.
+ */
+static int
+has_attr(PyObject *obj, PyObject **cache, const char *name)
+{
+    if (PyList_CheckExact(obj) || PyTuple_CheckExact(obj))
+        return cache == &str_len;
+    if (*cache == NULL && (*cache = PyUnicode_InternFromString(name)) == NULL) {
+        PyErr_Clear();
+        return PyObject_HasAttrString(obj, name);
+    }
+    return PyObject_HasAttr(obj, *cache);
+}
+
 /* Iterate the result (SPEC.md 12.2 steps 1-3 and 5). */
 static int
 consume(struct wd_wsgi_req *rq, PyObject *result)
@@ -670,7 +830,7 @@ consume(struct wd_wsgi_req *rq, PyObject *result)
             if (n < 0)
                 goto drop_item;
             /* a one-item iterable gets its length computed */
-            if (!rq->resp.has_cl && PyObject_HasAttrString(result, "__len__")) {
+            if (!rq->resp.has_cl && has_attr(result, &str_len, "__len__")) {
                 Py_ssize_t count = PyObject_Size(result);
 
                 if (count < 0)
@@ -709,7 +869,7 @@ finally:
 
         rq->iter_closed = 1;
         PyErr_Fetch(&type, &value, &tb);
-        if (PyObject_HasAttrString(result, "close")) {
+        if (has_attr(result, &str_close, "close")) {
             if ((r = PyObject_CallMethod(result, "close", NULL)) == NULL) {
                 Py_XDECREF(type);
                 Py_XDECREF(value);
@@ -777,7 +937,7 @@ proxy_400(struct wd_wsgi_req *rq, const char *bad)
     }
     free(head);
     wd_response_body(&rq->resp, blen, &plan);
-    if (send_planned(rq, &plan, body) < 0)
+    if (send_planned(rq, NULL, 0, &plan, body) < 0)
         return -1;
     end = wd_response_trailer(&rq->resp, &len);
     return len ? wd_wsgi_out(rq, end, len) : 0;
@@ -867,7 +1027,7 @@ serve(struct wd_wsgi_req *rq)
     wd_response_init(&rq->resp, req->http11, req->connection,
                      req->connection ? strlen(req->connection) : 0,
                      wd_wsgi.cfg->ident, t->start);
-    if (t->stopping || req->close_after)
+    if (wd_task_stopping(t) || req->close_after) /* atomic: loop writes */
         wd_response_set_close(&rq->resp);
     rq->is_head = strcmp(req->method, "HEAD") == 0;
     if ((rq->headers = PyList_New(0)) == NULL)

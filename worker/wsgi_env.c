@@ -82,6 +82,62 @@ static PyTypeObject discon_type = {
     .tp_doc = "True once the client is known to have disconnected",
 };
 
+/*
+ * The environ's fixed keys, in their order, with the values that do not
+ * change within a worker (None stands in for the per-request ones).
+ * Built on the first request, once the bridge's state is complete.
+ */
+static PyObject *env_template;
+
+static int
+build_template(void)
+{
+    PyObject **k = wd_wsgi.keys, *t;
+    struct {
+        int key;
+        PyObject *value;
+    } fixed[] = {
+        {WK_REQUEST_METHOD, Py_None},
+        {WK_SCRIPT_NAME, wd_wsgi.script_name},
+        {WK_PATH_INFO, Py_None},
+        {WK_QUERY_STRING, Py_None},
+        {WK_REQUEST_URI, Py_None},
+        {WK_SERVER_NAME, Py_None},
+        {WK_SERVER_PORT, Py_None},
+        {WK_SERVER_PROTOCOL, Py_None},
+        {WK_SERVER_SOFTWARE, wd_wsgi.ident},
+        {WK_REMOTE_ADDR, Py_None},
+        {WK_REMOTE_HOST, Py_None},
+        {WK_REMOTE_PORT, Py_None},
+        {WK_WSGI_URL_SCHEME, wd_wsgi.url_scheme},
+        {WK_WSGI_VERSION, wd_wsgi.version},
+        {WK_WSGI_INPUT, Py_None},
+        {WK_WSGI_INPUT_TERMINATED, Py_True},
+        {WK_WSGI_ERRORS, Py_None},
+        {WK_WSGI_MULTITHREAD, Py_True},
+        {WK_WSGI_MULTIPROCESS, wd_wsgi.multiprocess ? Py_True : Py_False},
+        {WK_WSGI_RUN_ONCE, Py_False},
+        {WK_WSGI_FILE_WRAPPER, wd_wsgi.file_wrapper},
+        {WK_CLIENT_DISCONNECTED, Py_None},
+    };
+
+    /* room for the usual request headers too, so copies seldom grow */
+    if ((t = _PyDict_NewPresized(42)) == NULL)
+        return -1;
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        if (PyDict_SetItem(t, k[fixed[i].key],
+                           fixed[i].value ? fixed[i].value : Py_None) < 0) {
+            Py_DECREF(t);
+            return -1;
+        }
+    }
+    env_template = t;
+    return 0;
+}
+
+static PyObject *sys_dict;   /* sys.__dict__, where PySys_GetObject looks */
+static PyObject *str_stderr; /* "stderr", interned */
+
 int
 wd_wsgi_env_init(void)
 {
@@ -92,6 +148,17 @@ wd_wsgi_env_init(void)
     }
     if (PyType_Ready(&discon_type) < 0)
         return -1;
+    if ((str_stderr = PyUnicode_InternFromString("stderr")) == NULL)
+        return -1;
+    {
+        PyObject *sys = PyImport_ImportModule("sys");
+
+        if (sys == NULL)
+            return -1;
+        sys_dict = PyModule_GetDict(sys); /* borrowed; sys lives on */
+        Py_INCREF(sys_dict);
+        Py_DECREF(sys);
+    }
     return 0;
 }
 
@@ -101,20 +168,65 @@ latin1(const char *s, size_t len)
     return PyUnicode_DecodeLatin1(s, (Py_ssize_t)len, NULL);
 }
 
-/* Set KEY to a latin-1 str of S, or to None when S is NULL. */
+/*
+ * The last str made for each environ slot: most values repeat from one
+ * request to the next (method, protocol, server name and port, the peer
+ * address), and str is immutable, so the same object serves again.
+ * Only touched with the GIL held.
+ */
+enum { VC_METHOD, VC_PROTOCOL, VC_SERVER_NAME, VC_SERVER_PORT,
+       VC_REMOTE_ADDR, VC_REMOTE_HOST, VC_REMOTE_PORT, VC_COUNT,
+       VC_MAX = 64 };
+static struct {
+    size_t len;
+    char text[VC_MAX];
+    PyObject *str;
+} vcache[VC_COUNT];
+
+/* A new reference to the latin-1 str of S, from SLOT's cache if equal. */
+static PyObject *
+cached_latin1(int slot, const char *s, size_t len)
+{
+    PyObject *v;
+
+    if (vcache[slot].str != NULL && vcache[slot].len == len &&
+        memcmp(vcache[slot].text, s, len) == 0) {
+        Py_INCREF(vcache[slot].str);
+        return vcache[slot].str;
+    }
+    if ((v = latin1(s, len)) == NULL)
+        return NULL;
+    if (len <= VC_MAX) {
+        Py_XSETREF(vcache[slot].str, v);
+        Py_INCREF(v);
+        memcpy(vcache[slot].text, s, len);
+        vcache[slot].len = len;
+    }
+    return v;
+}
+
+/* Set KEY to a latin-1 str of S (cache SLOT, or -1), None when S is NULL. */
 static int
-set_str(PyObject *env, PyObject *key, const char *s, size_t len)
+set_str_slot(PyObject *env, PyObject *key, int slot, const char *s,
+             size_t len)
 {
     PyObject *v;
     int rc;
 
     if (s == NULL)
         return PyDict_SetItem(env, key, Py_None);
-    if ((v = latin1(s, len)) == NULL)
+    v = slot >= 0 ? cached_latin1(slot, s, len) : latin1(s, len);
+    if (v == NULL)
         return -1;
     rc = PyDict_SetItem(env, key, v);
     Py_DECREF(v);
     return rc;
+}
+
+static int
+set_str(PyObject *env, PyObject *key, const char *s, size_t len)
+{
+    return set_str_slot(env, key, -1, s, len);
 }
 
 /* Same, skipping the key when S is NULL (absent after proxy rules). */
@@ -122,6 +234,65 @@ static int
 set_opt(PyObject *env, PyObject *key, const char *s)
 {
     return s == NULL ? 0 : set_str(env, key, s, strlen(s));
+}
+
+/* Replace KEY's value with S (cache SLOT), or delete it when S is NULL
+ * (absent after the proxy rules). */
+static int
+set_or_del(PyObject *env, PyObject *key, int slot, const char *s)
+{
+    if (s == NULL)
+        return PyDict_DelItem(env, key);
+    return set_str_slot(env, key, slot, s, strlen(s));
+}
+
+/*
+ * Environ keys of request headers ("HTTP_USER_AGENT"...), interned once
+ * per distinct name in a small direct-mapped table (GIL held).  Names
+ * longer than HK_MAX are built each time.
+ */
+enum { HK_SLOTS = 128, HK_MAX = 48 };
+static struct {
+    size_t len;
+    char name[HK_MAX];
+    PyObject *key;
+} hkcache[HK_SLOTS];
+
+/* A new reference to the environ key for header NAME (LEN bytes), which
+ * is "HTTP_" + NAME unless PLAIN (CONTENT_TYPE, CONTENT_LENGTH). */
+static PyObject *
+header_key(const char *name, size_t len, int plain)
+{
+    char stack[128], *kb = stack;
+    unsigned h = 2166136261u;
+    PyObject *key;
+    size_t pre = plain ? 0 : 5, slot;
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)name[i]) * 16777619u;
+    slot = (h ^ (unsigned)plain) % HK_SLOTS;
+    if (len <= HK_MAX && hkcache[slot].key != NULL &&
+        hkcache[slot].len == len + pre &&
+        memcmp(hkcache[slot].name + pre, name, len) == 0 &&
+        (plain || memcmp(hkcache[slot].name, "HTTP_", 5) == 0)) {
+        Py_INCREF(hkcache[slot].key);
+        return hkcache[slot].key;
+    }
+    if (len + pre > sizeof stack && (kb = malloc(len + pre)) == NULL)
+        return PyErr_NoMemory();
+    memcpy(kb, "HTTP_", pre);
+    memcpy(kb + pre, name, len);
+    key = PyUnicode_FromStringAndSize(kb, (Py_ssize_t)(len + pre));
+    if (key != NULL && len <= HK_MAX) {
+        PyUnicode_InternInPlace(&key);
+        Py_INCREF(key);
+        Py_XSETREF(hkcache[slot].key, key);
+        memcpy(hkcache[slot].name, kb, len + pre);
+        hkcache[slot].len = len + pre;
+    }
+    if (kb != stack)
+        free(kb);
+    return key;
 }
 
 /* SPEC.md 10.2 on the decoded path bytes. */
@@ -153,6 +324,9 @@ path_info(const char *prefix, const char *path, size_t len,
 static int
 proxy_index(const struct wd_header *h)
 {
+    /* every proxy header is X_FORWARDED_* or FORWARDED */
+    if (h->name_len == 0 || (h->name[0] != 'X' && h->name[0] != 'F'))
+        return -1;
     for (int i = 0; i < WD_PH_COUNT; i++) {
         const char *key = wd_proxy_hdr_key((enum wd_proxy_hdr)i) + 5;
 
@@ -176,7 +350,6 @@ static int
 add_headers(struct wd_wsgi_req *rq, PyObject *env, struct wd_proxy_env *pe)
 {
     const struct wd_http_request *req = rq->req;
-    char stack[128];
     int seen_host = 0;
 
     for (size_t i = 0; i < req->nheaders; i++) {
@@ -184,7 +357,6 @@ add_headers(struct wd_wsgi_req *rq, PyObject *env, struct wd_proxy_env *pe)
         const char *val = h->value;
         size_t vlen = h->value_len;
         PyObject *key, *v;
-        char *kb = stack;
         int pi, rc;
 
         if (is_name(h, "HOST")) {
@@ -200,20 +372,9 @@ add_headers(struct wd_wsgi_req *rq, PyObject *env, struct wd_proxy_env *pe)
             continue; /* the decoded length is set below */
         }
 
-        if (is_name(h, "CONTENT_TYPE") || is_name(h, "CONTENT_LENGTH")) {
-            key = PyUnicode_FromStringAndSize(h->name, (Py_ssize_t)h->name_len);
-        } else {
-            if (h->name_len + 6 > sizeof stack &&
-                (kb = malloc(h->name_len + 6)) == NULL) {
-                PyErr_NoMemory();
-                return -1;
-            }
-            memcpy(kb, "HTTP_", 5);
-            memcpy(kb + 5, h->name, h->name_len);
-            key = PyUnicode_FromStringAndSize(kb, (Py_ssize_t)h->name_len + 5);
-            if (kb != stack)
-                free(kb);
-        }
+        key = header_key(h->name, h->name_len,
+                         is_name(h, "CONTENT_TYPE") ||
+                             is_name(h, "CONTENT_LENGTH"));
         if (key == NULL)
             return -1;
         if ((v = latin1(val, vlen)) == NULL) {
@@ -297,30 +458,31 @@ wd_wsgi_environ(struct wd_wsgi_req *rq, const char **bad_header,
         goto finally;
     }
 
-    if ((env = PyDict_New()) == NULL)
+    if (env_template == NULL && build_template() < 0)
+        goto finally;
+    /* a copy of the template is one allocation and a memcpy; every
+     * per-request key below then replaces a value in place */
+    if ((env = PyDict_Copy(env_template)) == NULL)
         goto finally;
     path_info(cfg->url_prefix, req->path, req->path_len, &path, &path_len);
-    if (set_str(env, k[WK_REQUEST_METHOD], req->method, strlen(req->method)) ||
-        PyDict_SetItem(env, k[WK_SCRIPT_NAME], wd_wsgi.script_name) ||
+    if (set_str_slot(env, k[WK_REQUEST_METHOD], VC_METHOD, req->method,
+                     strlen(req->method)) ||
         set_str(env, k[WK_PATH_INFO], path, path_len) ||
         set_str(env, k[WK_QUERY_STRING], req->query ? req->query : "",
                 req->query ? req->query_len : 0) ||
         set_str(env, k[WK_REQUEST_URI], req->target, req->target_len) ||
-        set_opt(env, k[WK_SERVER_NAME], pe.server_name) ||
-        set_opt(env, k[WK_SERVER_PORT], pe.server_port) ||
-        set_str(env, k[WK_SERVER_PROTOCOL],
-                req->http11 ? "HTTP/1.1" : "HTTP/1.0", 8) ||
-        PyDict_SetItem(env, k[WK_SERVER_SOFTWARE], wd_wsgi.ident) ||
-        set_opt(env, k[WK_REMOTE_ADDR], pe.remote_addr) ||
-        set_opt(env, k[WK_REMOTE_HOST], pe.remote_host) ||
-        set_opt(env, k[WK_REMOTE_PORT], pe.remote_port))
+        set_or_del(env, k[WK_SERVER_NAME], VC_SERVER_NAME, pe.server_name) ||
+        set_or_del(env, k[WK_SERVER_PORT], VC_SERVER_PORT, pe.server_port) ||
+        set_str_slot(env, k[WK_SERVER_PROTOCOL], VC_PROTOCOL,
+                     req->http11 ? "HTTP/1.1" : "HTTP/1.0", 8) ||
+        set_or_del(env, k[WK_REMOTE_ADDR], VC_REMOTE_ADDR, pe.remote_addr) ||
+        set_or_del(env, k[WK_REMOTE_HOST], VC_REMOTE_HOST, pe.remote_host) ||
+        set_or_del(env, k[WK_REMOTE_PORT], VC_REMOTE_PORT, pe.remote_port))
         goto finally;
-    if (pe.url_scheme == cfg->url_scheme) {
-        if (PyDict_SetItem(env, k[WK_WSGI_URL_SCHEME], wd_wsgi.url_scheme))
-            goto finally;
-    } else if (set_opt(env, k[WK_WSGI_URL_SCHEME], pe.url_scheme)) {
+    /* the template holds the configured scheme */
+    if (pe.url_scheme != cfg->url_scheme &&
+        set_or_del(env, k[WK_WSGI_URL_SCHEME], -1, pe.url_scheme))
         goto finally;
-    }
 
     if ((rq->input = wd_wsgi_input_new(req->body)) == NULL)
         goto finally;
@@ -328,16 +490,13 @@ wd_wsgi_environ(struct wd_wsgi_req *rq, const char **bad_header,
         NULL)
         goto finally;
     ((struct discon *)rq->discon)->t = rq->t;
-    errors = PySys_GetObject("stderr"); /* borrowed */
-    if (PyDict_SetItem(env, k[WK_WSGI_VERSION], wd_wsgi.version) ||
-        PyDict_SetItem(env, k[WK_WSGI_INPUT], rq->input) ||
-        PyDict_SetItem(env, k[WK_WSGI_INPUT_TERMINATED], Py_True) ||
+    /* sys.stderr now (the app may replace it): PySys_GetObject without
+     * making a str of the name each time */
+    errors = PyDict_GetItemWithError(sys_dict, str_stderr); /* borrowed */
+    if (errors == NULL && PyErr_Occurred())
+        goto finally;
+    if (PyDict_SetItem(env, k[WK_WSGI_INPUT], rq->input) ||
         PyDict_SetItem(env, k[WK_WSGI_ERRORS], errors ? errors : Py_None) ||
-        PyDict_SetItem(env, k[WK_WSGI_MULTITHREAD], Py_True) ||
-        PyDict_SetItem(env, k[WK_WSGI_MULTIPROCESS],
-                       wd_wsgi.multiprocess ? Py_True : Py_False) ||
-        PyDict_SetItem(env, k[WK_WSGI_RUN_ONCE], Py_False) ||
-        PyDict_SetItem(env, k[WK_WSGI_FILE_WRAPPER], wd_wsgi.file_wrapper) ||
         PyDict_SetItem(env, k[WK_CLIENT_DISCONNECTED], rq->discon))
         goto finally;
 

@@ -447,6 +447,13 @@ wd_wsgi_environ(struct wd_wsgi_req *rq, const char **bad_header,
             rc = 1;
             goto finally;
         }
+        if (r == WD_PROXY_CRASH) {
+            /* waitress's middleware fails with IndexError on an empty
+             * client address; the app is not called (SPEC.md 13) */
+            PyErr_SetString(PyExc_IndexError,
+                            "empty client address in a trusted proxy header");
+            goto finally;
+        }
         if (r != WD_PROXY_OK) {
             PyErr_NoMemory();
             goto finally;

@@ -726,3 +726,15 @@ def test_check_mode_resolves_app():
     r = run("-t", f"--pythonpath={APPS}", "wsgiapps:nope")
     assert r.returncode == 1
     assert "Cannot import WSGI application 'wsgiapps:nope'" in r.stderr
+
+
+def test_empty_forwarded_client_is_an_app_error_not_memory(server_factory):
+    # waitress's middleware raises IndexError on an empty client address
+    # from a trusted Forwarded header: a 500, logged as that error.
+    srv = server_factory("echo:app", args=["--trusted-proxy=127.0.0.1",
+                                           "--trusted-proxy-headers=forwarded"])
+    resp = srv.request(b'GET / HTTP/1.1\r\nForwarded: for=":80"\r\n\r\n')
+    assert resp.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    log = srv.log()
+    assert "Exception while serving /" in log
+    assert "IndexError" in log and "MemoryError" not in log

@@ -751,6 +751,8 @@ task_finished(struct wd_channel *ch)
 
     ch->task = NULL;
     l->ntasks--;
+    if (t->app_exception)
+        wd_loop_add_exception(l);
     wd_loop_request_done(l);
     log_access(ch, t->req, t->log_remote_addr, t->remote_user, t->status,
                t->body_bytes);

@@ -296,6 +296,13 @@ wd_loop_add_bytes(struct wd_loop *l, uint64_t in, uint64_t out)
 }
 
 void
+wd_loop_add_exception(struct wd_loop *l)
+{
+    if (l->sb != NULL)
+        wd_sb_add_exception(l->sb);
+}
+
+void
 wd_loop_channel_freed(struct wd_loop *l)
 {
     if (l->stopping && l->nchannels == 0 && l->ntasks == 0)

@@ -92,6 +92,7 @@ void wd_loop_start_heartbeat(struct wd_loop *l);
 void wd_loop_request_done(struct wd_loop *l);
 void wd_loop_task_posted(struct wd_loop *l);
 void wd_loop_add_bytes(struct wd_loop *l, uint64_t in, uint64_t out);
+void wd_loop_add_exception(struct wd_loop *l);
 
 /* Channel bookkeeping, called by channel.c. */
 void wd_loop_channel_closed(struct wd_loop *l); /* a socket was closed */

@@ -44,6 +44,7 @@ struct wd_task {
     uint64_t body_bytes;  /* response body bytes written (access log) */
     char *remote_user;    /* REMOTE_USER after the app, or NULL (owned) */
     char *log_remote_addr; /* REMOTE_ADDR after proxy headers, or NULL (owned) */
+    int app_exception;    /* the app raised (counted in the scoreboard) */
 };
 
 /*

@@ -965,6 +965,8 @@ handle_exception(struct wd_wsgi_req *rq)
         size_t n = strlen(tb);
         char *line = tb;
 
+        t->app_exception = 1;
+
         /* format with the GIL (done), write without it */
         Py_BEGIN_ALLOW_THREADS
         wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "Exception while serving %s\n%.*s",

@@ -3,6 +3,7 @@ worker that served it.
 
   /pid            -> the worker's pid
   /slow?delay=S   -> the pid, after sleeping S seconds (at most 10)
+  /raise          -> an exception before start_response (a 500)
   anything else   -> "masterapp " + the pid
 """
 import os
@@ -12,6 +13,8 @@ from urllib.parse import parse_qs
 
 def app(environ, start_response):
     path = environ.get("PATH_INFO", "")
+    if path == "/raise":
+        raise RuntimeError("masterapp was asked to fail")
     if path == "/slow":
         delay = parse_qs(environ.get("QUERY_STRING", "")).get("delay", ["0"])[0]
         time.sleep(min(float(delay), 10.0))

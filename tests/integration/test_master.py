@@ -183,6 +183,16 @@ def test_stats_counts_busy_worker_and_requests_of_dead_workers(master):
     assert doc["workers"][0]["respawns"] == 1
 
 
+def test_stats_counts_application_exceptions(master):
+    sport = free_port()
+    srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=1)
+    assert stats(sport)["workers"][0]["exceptions"] == 0
+    assert http_get(srv.port, "/raise")[0] == "HTTP/1.0 500 Internal Server Error"
+    assert http_get(srv.port, "/raise")[0] == "HTTP/1.0 500 Internal Server Error"
+    http_get(srv.port, "/pid")
+    assert wait_for(lambda: stats(sport)["workers"][0]["exceptions"] == 2, 3)
+
+
 def test_stats_metrics_prometheus(master):
     sport = free_port()
     srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=2)

@@ -810,7 +810,7 @@ wd_config_usage(FILE *out)
             flag[j++] = *p == '_' ? '-' : *p;
         flag[j] = '\0';
         if (o->type == T_BOOL)
-            fprintf(out, "  --[no-]%s\n", flag);
+            fprintf(out, "  --%s, --no-%s\n", flag, flag);
         else
             fprintf(out, "  --%s=%s\n", flag, metavar(o->type));
         fprintf(out, "        %s", o->help);

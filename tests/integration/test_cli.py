@@ -43,10 +43,17 @@ def flag(key):
 def help_flags(text):
     """{flag name: is_bool} for every option line of the usage text."""
     found = {}
-    for m in re.finditer(r"^\s+(?:-\w(?: \w+)?, )?--(\[no-\])?([a-z0-9-]+)(=\S+)?$",
+    for m in re.finditer(r"^\s+(?:-\w(?: \w+)?, )?--([a-z0-9-]+)(, --no-[a-z0-9-]+)?(=\S+)?$",
                          text, re.M):
-        found[m.group(2)] = bool(m.group(1))
+        found[m.group(1)] = bool(m.group(2))
     return found
+
+
+def test_help_spells_out_both_boolean_flags():
+    # every flag appears literally, so a search for --no-ipv6 finds it
+    out = run("--help").stdout
+    for flag in ("--ipv6", "--no-ipv6", "--daemon", "--no-daemon", "--call", "--no-call"):
+        assert re.search(rf"(^|[\s,]){re.escape(flag)}(,|$)", out, re.M), flag
 
 
 # ---------------------------------------------------------------- help

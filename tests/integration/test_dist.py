@@ -33,11 +33,11 @@ def help_options():
     """[(flag, is_bool, default or None)] for every option of --help."""
     text = run("--help").stdout
     opts = []
-    for m in re.finditer(r"^  (?:-\w(?: \w+)?, )?--(\[no-\])?([a-z0-9-]+)(?:=\S+)?\n((?:        .*\n)*)",
+    for m in re.finditer(r"^  (?:-\w(?: \w+)?, )?--([a-z0-9-]+)(, --no-[a-z0-9-]+)?(?:=\S+)?\n((?:        .*\n)*)",
                          text, re.M):
         desc = " ".join(m.group(3).split())
         d = re.search(r"Default: (.*)\.$", desc)
-        opts.append((m.group(2), bool(m.group(1)), d.group(1) if d else None))
+        opts.append((m.group(1), bool(m.group(2)), d.group(1) if d else None))
     return opts
 
 

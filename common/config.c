@@ -964,7 +964,7 @@ scan_argv(struct build *b, int argc, char **argv, const char **config_path,
                 }
             }
             if (idx == app_index) {
-                app_flag++;
+                app_flag = 1; /* repeated: the last one wins */
                 b->raw[idx].src = SRC_NONE; /* --app wins over a positional */
             }
             if (set_cli(b, idx, value) < 0)

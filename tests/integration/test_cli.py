@@ -370,3 +370,15 @@ def test_app_from_config_file(tmp_path):
     r = run("-t", "-c", str(conf))
     assert r.returncode == 1
     assert "Cannot import WSGI application 'no_such_module_wd:app'" in r.stderr
+
+
+def test_repeated_app_flag_last_one_wins():
+    # SPEC.md 1: a repeated non-list option, the last one wins
+    r = run("-t", f"--pythonpath={APPS}", "--app=nosuch:x", "--app=echo:app")
+    assert r.returncode == 0, r.stderr
+    r = run("-t", f"--pythonpath={APPS}", "--app=echo:app", "--app=nosuch:x")
+    assert r.returncode == 1
+    assert "Cannot import WSGI application 'nosuch:x'" in r.stderr
+    # an --app and a positional are still two apps
+    r = run("-t", "--app=echo:app", "other:app")
+    assert r.returncode == 1 and "Provide only one WSGI app" in r.stderr

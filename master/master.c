@@ -803,7 +803,9 @@ reaped(struct master *m, struct proc *p, int status)
         finish_if_done(m);
         return;
     }
-    log_exit(pid, status);
+    /* a max_requests retirement is expected: no "exited" report (4.5) */
+    if (!(retired && !p->abort_sent))
+        log_exit(pid, status);
     if (m->booting && !was_ready &&
         (code == WD_EXIT_BOOT || code == WD_EXIT_APP)) {
         wd_log(WD_LOG_ERROR, WD_CAT_MASTER, "%s",

@@ -219,7 +219,7 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
     left = wd_pool_stop(pool, POOL_STOP_SECONDS);
     if (left > 0) {
         /* threads still run the app and use channels: leave it all */
-        wd_log(WD_LOG_INFO, WD_CAT_SERVER, "Worker exiting (pid: %ld)",
+        wd_log(WD_LOG_INFO, WD_CAT_MASTER, "Worker exiting (pid: %ld)",
                (long)getpid());
         return WD_EXIT_OK;
     }
@@ -227,7 +227,7 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
     pool = NULL;
     rc = WD_EXIT_OK;
     wd_wsgi_shutdown();
-    wd_log(WD_LOG_INFO, WD_CAT_SERVER, "Worker exiting (pid: %ld)",
+    wd_log(WD_LOG_INFO, WD_CAT_MASTER, "Worker exiting (pid: %ld)",
            (long)getpid());
 
 cleanup:

@@ -382,7 +382,12 @@ def test_max_requests_retires_worker(master):
     runs = [len(list(g)) for _, g in itertools.groupby(pids)]
     # the readiness probe was the first worker's first request
     assert runs[0] == 4 and runs[1] == 5, pids
-    assert "Autorestarting worker after current request." in srv.log()
+    log = srv.log()
+    assert "Autorestarting worker after current request." in log
+    # an expected exit: not reported as "exited with code" (SPEC.md 4.5),
+    # and the worker's farewell is a master-category message (16.1)
+    assert "exited with code" not in log, log
+    assert "[waitressd.master] Worker exiting (pid: " in log, log
 
 
 def test_process_titles(master):

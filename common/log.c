@@ -268,6 +268,35 @@ wd_log(enum wd_log_level level, const char *category, const char *fmt, ...)
     va_end(ap);
 }
 
+/*
+ * Records made before the configured log is open (the configuration's own
+ * warnings) are held, then written or dropped by wd_log_release once the
+ * error log and level are known.  Master only, before any thread exists.
+ */
+struct held {
+    struct held *next;
+    int level;
+    size_t len;
+    char line[];
+};
+static struct held *held_head, **held_tail = &held_head;
+static int holding;
+
+static void
+hold_record(int level, const char *line, size_t len)
+{
+    struct held *h = malloc(sizeof *h + len);
+
+    if (h == NULL)
+        return;
+    h->next = NULL;
+    h->level = level;
+    h->len = len;
+    memcpy(h->line, line, len);
+    *held_tail = h;
+    held_tail = &h->next;
+}
+
 void
 wd_vlog(enum wd_log_level level, const char *category, const char *fmt,
         va_list ap)
@@ -281,7 +310,7 @@ wd_vlog(enum wd_log_level level, const char *category, const char *fmt,
     size_t need;
     va_list ap2;
 
-    if ((int)level < atomic_load(&log_level))
+    if (!holding && (int)level < atomic_load(&log_level))
         return;
     now = time(NULL);
     localtime_r(&now, &tm);
@@ -309,9 +338,34 @@ wd_vlog(enum wd_log_level level, const char *category, const char *fmt,
         }
     }
     buf[need - 1] = '\n';
-    write_all(wd_log_error_fd(), buf, need);
+    if (holding)
+        hold_record(level, buf, need);
+    else
+        write_all(wd_log_error_fd(), buf, need);
     if (buf != stackbuf)
         free(buf);
+}
+
+void
+wd_log_hold(void)
+{
+    holding = 1;
+}
+
+void
+wd_log_release(void)
+{
+    struct held *h, *next;
+
+    holding = 0;
+    for (h = held_head; h != NULL; h = next) {
+        next = h->next;
+        if (h->level >= atomic_load(&log_level))
+            write_all(wd_log_error_fd(), h->line, h->len);
+        free(h);
+    }
+    held_head = NULL;
+    held_tail = &held_head;
 }
 
 int

@@ -47,6 +47,15 @@ const char *wd_log_level_name(enum wd_log_level level);
 /* fd the error log writes to (for redirecting a worker's stderr). */
 int wd_log_error_fd(void);
 
+/*
+ * Hold records in memory instead of writing them (startup, before the
+ * configured error log and level are known); wd_log_release writes those
+ * at or above the level then in force to the error log, and ends holding.
+ * Master only, before any thread exists.
+ */
+void wd_log_hold(void);
+void wd_log_release(void);
+
 /* One record.  MESSAGE may contain newlines (tracebacks follow it). */
 void wd_log(enum wd_log_level level, const char *category, const char *fmt,
             ...) __attribute__((format(printf, 3, 4)));

@@ -33,8 +33,12 @@ main(int argc, char **argv)
         return 1;
     }
     wd_log_open(NULL, NULL);
+    /* the configuration's warnings wait for its error_log and log_level */
+    wd_log_hold();
 
     rc = wd_config_from_argv(&cfg, argc, argv, &action, err, sizeof err);
+    if (action != WD_CLI_RUN || rc != 0)
+        wd_log_release(); /* no log of its own: to stderr, level info */
     if (action == WD_CLI_HELP || action == WD_CLI_VERSION) {
         wd_config_cleanup(&cfg);
         return 0;
@@ -70,6 +74,7 @@ main(int argc, char **argv)
     }
 
     rc = wd_master_run(&cfg, argc, argv, wd_worker_main);
+    wd_log_release(); /* if the master stopped before opening its log */
     wd_config_cleanup(&cfg);
     return rc;
 }

@@ -1161,6 +1161,7 @@ master_setup(struct master *m, int argc, char **argv)
         return fail_start(m, err);
     }
     wd_log_set_level((enum wd_log_level)cfg->log_level);
+    wd_log_release(); /* the configuration's warnings, now filtered */
     wd_chown_logs(cfg);
     event_set_log_callback(libevent_log_cb);
     wd_log(WD_LOG_INFO, WD_CAT_MASTER, "Starting waitressd %s",

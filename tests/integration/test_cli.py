@@ -382,3 +382,16 @@ def test_repeated_app_flag_last_one_wins():
     # an --app and a positional are still two apps
     r = run("-t", "--app=echo:app", "other:app")
     assert r.returncode == 1 and "Provide only one WSGI app" in r.stderr
+
+
+def test_startup_warnings_follow_error_log_and_log_level(server_factory, tmp_path):
+    # SPEC.md 16.1: startup warnings are server messages; 16.2: only
+    # records at or above log_level are written, to error_log.
+    log = tmp_path / "err.log"
+    srv = server_factory("echo:app", args=["--send-bytes=1", f"--error-log={log}"])
+    srv.stop()
+    assert "[WARNING] [waitressd] send_bytes will be removed in a future release" in log.read_text()
+    assert "send_bytes" not in srv.log()
+    quiet = server_factory("echo:app", args=["--send-bytes=1", "--log-level=error"])
+    quiet.stop()
+    assert "send_bytes" not in quiet.log()

@@ -334,6 +334,10 @@ wd_listen_reload(const struct wd_config *cfg, const struct wd_listener *old,
         wd_listen_release(ls, done, old, nold);
         return -1;
     }
+    /* announce the new ones only once the whole set is bound */
+    for (size_t i = 0; i < count; i++)
+        if (find_same(cfg, i, old, nold) == NULL)
+            wd_listen_log(&ls[i], 1);
     *out = ls;
     *n = count;
     return 0;

@@ -486,6 +486,10 @@ def test_reload_keeps_listening_socket_and_binds_new_ones(tmp_path):
         assert wait_for(lambda: "Reload complete" in srv.log(), 10)
         assert http_get(port2, "/")[2].startswith(b"masterapp ")
         assert http_get(port, "/")[2].startswith(b"masterapp ")
+        # every new listener is announced (SPEC.md 3.1), the kept one once
+        log = srv.log()
+        assert f"Serving on http://127.0.0.1:{port2}" in log
+        assert log.count(f"Serving on http://127.0.0.1:{port}\n") == 1
         # drop the first address: closed once the old workers are gone
         conf.write_text(f'listen = "127.0.0.1:{port2}";\n')
         srv.signal(signal.SIGHUP)

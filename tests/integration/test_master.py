@@ -193,6 +193,28 @@ def test_stats_counts_application_exceptions(master):
     assert wait_for(lambda: stats(sport)["workers"][0]["exceptions"] == 2, 3)
 
 
+def test_worker_with_a_deep_queue_stops_accepting(master):
+    # issue 5: a worker whose task queue is deeper than its threads stops
+    # accepting until it drains, so new connections go to idle workers.
+    # One worker, one thread: a running request and two queued ones stop
+    # its accepting; a fourth client waits in the kernel's queue.
+    sport = free_port()
+    srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=1, threads=1)
+    conns = []
+    for delay in ("1.5", "0", "0"):
+        c = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        c.sendall(f"GET /slow?delay={delay} HTTP/1.0\r\n\r\n".encode())
+        conns.append(c)
+        time.sleep(0.2)
+    late = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    late.sendall(b"GET /pid HTTP/1.0\r\n\r\n")
+    time.sleep(0.4)
+    assert stats(sport)["workers"][0]["connections"] == 3
+    for c in conns + [late]:
+        assert read_response(c)[0] == "HTTP/1.0 200 OK"
+        c.close()
+
+
 def test_stats_metrics_prometheus(master):
     sport = free_port()
     srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=2)

@@ -46,6 +46,7 @@
 
 #include "log.h"
 #include "wd.h"
+#include "util.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "unknown"
@@ -1490,6 +1491,18 @@ check_new_options(struct build *b)
         seterr(b->err, b->errlen, "invalid value for group: '%s' (no such "
                "group)", cfg->group);
         return -1;
+    }
+    /* resolved now so that -t and a reload refuse what start would */
+    if (cfg->stats != NULL && strncmp(cfg->stats, "unix:", 5) != 0 &&
+        cfg->stats[0] != '/') {
+        struct addrinfo *res;
+        char why[256];
+
+        if (wd_stats_addr_resolve(cfg->stats, &res, why, sizeof why) != 0) {
+            seterr(b->err, b->errlen, "invalid value for stats: %s", why);
+            return -1;
+        }
+        freeaddrinfo(res);
     }
     return 0;
 }

@@ -8,6 +8,8 @@
 #include "util.h"
 
 #include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -129,4 +131,44 @@ wd_ipv6_available(void)
         return 0;
     close(fd);
     return 1;
+}
+
+int
+wd_stats_addr_resolve(const char *addr, struct addrinfo **res, char *err,
+                      size_t errlen)
+{
+    struct addrinfo hints;
+    char host[256];
+    const char *colon = strrchr(addr, ':'), *h = addr;
+    size_t hlen;
+    int rc;
+
+    if (colon == NULL || colon[1] == '\0')
+        goto invalid;
+    hlen = (size_t)(colon - addr);
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    if (hlen >= sizeof host)
+        goto invalid;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    rc = getaddrinfo(hlen > 0 && strcmp(host, "*") != 0 ? host : NULL,
+                     colon + 1, &hints, res);
+    if (rc != 0) {
+        snprintf(err, errlen, "invalid address '%s': %s", addr,
+                 gai_strerror(rc));
+        return -1;
+    }
+    return 0;
+
+invalid:
+    snprintf(err, errlen, "invalid address '%s' (expected HOST:PORT, "
+             "[V6]:PORT, unix:PATH or /PATH)", addr);
+    return -1;
 }

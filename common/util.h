@@ -33,6 +33,17 @@ int wd_cleanup_unix_socket(const char *path);
 /* Remove one leading '[' and one trailing ']' when both are there, in place. */
 void wd_strip_brackets(char *s);
 
+struct addrinfo;
+
+/*
+ * Resolve the TCP form of the `stats` option ("HOST:PORT", "[V6]:PORT",
+ * "*:PORT" or ":PORT" for every address) for a passive stream socket.
+ * 0 with *RES to freeaddrinfo, or -1 with the reason in ERR.  Unix forms
+ * ("unix:PATH", "/PATH") are the caller's.
+ */
+int wd_stats_addr_resolve(const char *addr, struct addrinfo **res, char *err,
+                          size_t errlen);
+
 /* Nonzero when the kernel can create AF_INET6 sockets. */
 int wd_ipv6_available(void);
 

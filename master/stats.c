@@ -523,37 +523,12 @@ fail:
 static int
 bind_tcp(struct wd_stats *st, const char *addr, char *err, size_t errlen)
 {
-    struct addrinfo hints, *res = NULL;
-    char host[256];
-    const char *colon = strrchr(addr, ':'), *h;
-    size_t hlen;
-    int one = 1, rc, fd = -1;
+    struct addrinfo *res = NULL;
+    char why[256];
+    int one = 1, fd = -1;
 
-    if (colon == NULL || colon[1] == '\0') {
-        snprintf(err, errlen, "stats: invalid address '%s'", addr);
-        return -1;
-    }
-    h = addr;
-    hlen = (size_t)(colon - addr);
-    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
-        h++;
-        hlen -= 2;
-    }
-    if (hlen >= sizeof host) {
-        snprintf(err, errlen, "stats: invalid address '%s'", addr);
-        return -1;
-    }
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    rc = getaddrinfo(hlen > 0 && strcmp(host, "*") != 0 ? host : NULL,
-                     colon + 1, &hints, &res);
-    if (rc != 0) {
-        snprintf(err, errlen, "stats: invalid address '%s': %s", addr,
-                 gai_strerror(rc));
+    if (wd_stats_addr_resolve(addr, &res, why, sizeof why) != 0) {
+        snprintf(err, errlen, "stats: %s", why);
         return -1;
     }
     fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,

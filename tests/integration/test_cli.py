@@ -395,3 +395,15 @@ def test_startup_warnings_follow_error_log_and_log_level(server_factory, tmp_pat
     quiet = server_factory("echo:app", args=["--send-bytes=1", "--log-level=error"])
     quiet.stop()
     assert "send_bytes" not in quiet.log()
+
+
+def test_check_refuses_a_stats_address_start_would_refuse():
+    # -t validates the whole configuration (SPEC.md 1), stats included
+    r = run("-t", "--listen=127.0.0.1:0", "--stats=garbage")
+    assert r.returncode == 1
+    assert "invalid value for stats: invalid address 'garbage'" in r.stderr
+    assert r.stderr.rstrip().endswith("test failed")
+    r = run("-t", "--listen=127.0.0.1:0", "--stats=127.0.0.1:9191")
+    assert r.returncode == 0, r.stderr
+    r = run("-t", "--listen=127.0.0.1:0", "--stats=unix:/run/x.sock")
+    assert r.returncode == 0, r.stderr

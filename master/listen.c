@@ -172,42 +172,8 @@ int
 wd_listen_open_all(const struct wd_config *cfg, struct wd_listener **out,
                    size_t *n, char *err, size_t errlen)
 {
-    struct wd_listener *ls;
-    size_t count, done = 0;
-    int rc = 0;
-
-    if (cfg->unix_socket != NULL)
-        count = 1;
-    else if (cfg->nsockets > 0)
-        count = cfg->nsockets;
-    else
-        count = cfg->naddrs;
-    if (count == 0) {
-        snprintf(err, errlen, "no address to listen on");
-        return -1;
-    }
-    if ((ls = calloc(count, sizeof *ls)) == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    for (size_t i = 0; i < count && rc == 0; i++) {
-        ls[i].fd = -1;
-        if (cfg->unix_socket != NULL)
-            rc = open_unix(cfg, &ls[i], err, errlen);
-        else if (cfg->nsockets > 0)
-            rc = adopt_fd(cfg, cfg->sockets[i], &ls[i], err, errlen);
-        else
-            rc = open_tcp(cfg, &cfg->addrs[i], &ls[i], err, errlen);
-        if (rc == 0)
-            done++;
-    }
-    if (rc != 0) {
-        wd_listen_close_all(ls, done, 1);
-        return -1;
-    }
-    *out = ls;
-    *n = count;
-    return 0;
+    /* a reload from nothing: every address is new (and announced) */
+    return wd_listen_reload(cfg, NULL, 0, out, n, err, errlen);
 }
 
 void

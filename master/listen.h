@@ -25,6 +25,7 @@ struct wd_listener {
  * or the inherited cfg->sockets).  On success *OUT holds *N listeners
  * (free with wd_listen_close_all) and 0 is returned; on failure nothing
  * stays open and ERR holds one line naming the address and the reason.
+ * Each listener is announced ("Serving on ...").
  */
 int wd_listen_open_all(const struct wd_config *cfg, struct wd_listener **out,
                        size_t *n, char *err, size_t errlen);

@@ -1169,7 +1169,6 @@ master_setup(struct master *m, int argc, char **argv)
 
     if (wd_listen_open_all(cfg, &m->ls, &m->nls, err, sizeof err) != 0)
         return fail_start(m, err);
-    wd_listen_log(m->ls, m->nls);
     if (cfg->daemon && wd_daemonize(cfg, err, sizeof err) != 0)
         return fail_start(m, err);
     m->start_time = time(NULL);

@@ -94,6 +94,31 @@ fail:
     return -1;
 }
 
+/* The detached master's end of the pipe the original process waits on. */
+static int boot_fd = -1;
+
+void
+wd_daemon_report(int status)
+{
+    unsigned char b = (unsigned char)status;
+
+    if (boot_fd < 0)
+        return;
+    if (write(boot_fd, &b, 1) < 0) {
+        /* the waiting parent is gone: nothing to tell */
+    }
+    close(boot_fd);
+    boot_fd = -1;
+}
+
+void
+wd_daemon_forget(void)
+{
+    if (boot_fd >= 0)
+        close(boot_fd);
+    boot_fd = -1;
+}
+
 void
 wd_pidfile_remove(const char *path)
 {
@@ -107,16 +132,36 @@ is_stderr(const char *target)
     return target != NULL && strcmp(target, "-") == 0;
 }
 
+/* The original process: exit with the status the daemon reports, 1 if it
+ * dies before reporting. */
+static void
+wait_for_verdict(int fd)
+{
+    unsigned char status = 1;
+    ssize_t n;
+
+    do
+        n = read(fd, &status, 1);
+    while (n < 0 && errno == EINTR);
+    _exit(n == 1 ? status : 1);
+}
+
 int
 wd_daemonize(const struct wd_config *cfg, char *err, size_t errlen)
 {
     pid_t pid;
-    int null;
+    int null, verdict[2];
 
+    if (pipe2(verdict, O_CLOEXEC) != 0)
+        goto fail;
     if ((pid = fork()) < 0)
         goto fail;
-    if (pid > 0)
-        _exit(0);
+    if (pid > 0) {
+        close(verdict[1]);
+        wait_for_verdict(verdict[0]);
+    }
+    close(verdict[0]);
+    boot_fd = verdict[1];
     if (setsid() < 0)
         goto fail;
     if ((pid = fork()) < 0)

@@ -28,9 +28,15 @@ void wd_pidfile_remove(const char *path);
 /*
  * Detach (fork, setsid, fork).  stdin and stdout go to /dev/null, and
  * stderr too unless a log target of CFG is "-".  The working directory
- * stays.  Returns 0 in the daemon; the intermediate processes _exit(0).
+ * stays.  Returns 0 in the daemon.  The original process waits for the
+ * daemon's wd_daemon_report and exits with that status (1 if the daemon
+ * dies first), so `waitressd --daemon` still says whether startup worked.
  */
 int wd_daemonize(const struct wd_config *cfg, char *err, size_t errlen);
+/* Daemon: tell the waiting original process how startup ended (once). */
+void wd_daemon_report(int status);
+/* In a forked worker: drop the daemon's end of that pipe. */
+void wd_daemon_forget(void);
 
 /*
  * In a freshly forked worker: setgid, initgroups/setgroups, setuid to

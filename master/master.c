@@ -324,6 +324,7 @@ spawn(struct master *m, struct proc *p)
     pid = fork();
     if (pid == 0) {
         close(fds[0]);
+        wd_daemon_forget();
         p->ready_fd = -1;
         run_child(m, p, fds[1]); /* with every signal blocked */
     }
@@ -734,6 +735,7 @@ ready_cb(evutil_socket_t fd, short what, void *arg)
         if (m->procs[i].used && !m->procs[i].ready)
             return;
     m->booting = 0;
+    wd_daemon_report(0); /* every first worker serves */
     reload_rehup_later(m);
 }
 
@@ -1258,5 +1260,6 @@ wd_master_run(struct wd_config *cfg, int argc, char **argv,
 
 out:
     master_cleanup(&m);
+    wd_daemon_report(m.exit_code); /* stopped before all were ready */
     return m.exit_code;
 }

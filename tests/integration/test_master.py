@@ -630,6 +630,22 @@ def test_daemon_detaches_and_writes_pidfile(tmp_path):
             os.kill(pid, signal.SIGKILL)
 
 
+def test_daemon_exits_1_when_the_app_cannot_load(tmp_path):
+    # SPEC.md 1: at initial startup a worker that cannot load the app makes
+    # the command exit 1 -- with --daemon too: the parent waits for the
+    # detached master's verdict.  It serves at once when all is well (the
+    # test above), and the command returns only once it does.
+    log = tmp_path / "err.log"
+    port = free_port()
+    r = subprocess.run([WAITRESSD, "--daemon", f"--error-log={log}",
+                        f"--listen=127.0.0.1:{port}", "--workers=1",
+                        f"--pythonpath={APPS}", "nosuchmodule:app"],
+                       capture_output=True, text=True, timeout=20, cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert wait_for(lambda: "Shutting down: Master" in log.read_text(), 5)
+    assert _refused(port)
+
+
 def _serves(port):
     try:
         return http_get(port, "/", timeout=1)[0].endswith("200 OK")

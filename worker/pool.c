@@ -4,6 +4,21 @@
  * The queue is a growable ring of task pointers under one mutex; idle
  * threads wait on a condition variable.  Threads never touch libevent or
  * a channel other than through ops->run / ops->done.
+ *
+ * The GIL baton.  Only one thread runs Python at a time, so handing every
+ * task to a different thread buys nothing but GIL hand-offs (two futex
+ * calls and a context switch each).  A woken thread takes the GIL once
+ * (ops->enter) and then runs queued tasks back to back -- a "runner" --
+ * until the queue is empty, and only then gives the GIL back
+ * (ops->leave).  While a runner works and tasks wait, one more thread is
+ * woken as a standby: it blocks on the GIL, so the moment the runner's
+ * app releases it (I/O, sleep, or CPython's 5 ms switch interval) the
+ * standby takes over the queue and wakes the next standby.  An app that
+ * blocks therefore never holds queued tasks hostage, and a CPU-bound one
+ * pays one GIL hand-off per batch instead of one per request.
+ *
+ * Wake-ups are counted (tokens): a thread leaves its wait only with a
+ * token, so spurious or merged wake-ups cannot make two standbys.
  */
 #include "autoconfig.h"
 
@@ -25,9 +40,12 @@ struct wd_pool {
     struct wd_task **ring; /* under lock */
     size_t cap, head, len;
     unsigned nthreads;
-    unsigned started;  /* threads created */
-    unsigned active;   /* threads running a task */
-    unsigned exited;   /* threads that left their loop */
+    unsigned started;    /* threads created */
+    unsigned active;     /* threads running a task (read without lock) */
+    unsigned exited;     /* threads that left their loop */
+    unsigned waiting;    /* threads waiting for a token */
+    unsigned tokens;     /* wake-ups granted and not yet taken */
+    unsigned candidates; /* woken, on their way to the GIL */
     int stop;
     pthread_t *tids;
 };
@@ -49,7 +67,7 @@ ring_push(struct wd_pool *p, struct wd_task *t)
         p->head = 0;
     }
     p->ring[(p->head + p->len) % p->cap] = t;
-    p->len++;
+    __atomic_store_n(&p->len, p->len + 1, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -62,8 +80,29 @@ ring_pop(struct wd_pool *p)
         return NULL;
     t = p->ring[p->head];
     p->head = (p->head + 1) % p->cap;
-    p->len--;
+    __atomic_store_n(&p->len, p->len - 1, __ATOMIC_RELAXED);
     return t;
+}
+
+/*
+ * Under lock: make sure someone will take the GIL after the current
+ * holder while tasks wait -- a thread already woken, or one more.
+ */
+static void
+want_standby(struct wd_pool *p)
+{
+    if (p->len > 0 && p->candidates + p->tokens == 0 &&
+        p->waiting > p->tokens) {
+        p->tokens++;
+        pthread_cond_signal(&p->ready);
+    }
+}
+
+static void
+set_active(struct wd_pool *p, int delta)
+{
+    __atomic_store_n(&p->active, p->active + (unsigned)delta,
+                     __ATOMIC_RELAXED);
 }
 
 static void *
@@ -81,19 +120,40 @@ thread_main(void *arg)
         p->ops.thread_start();
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->stop && p->len == 0)
+        /* a token, or a task nobody is heading for (a post that found
+           no thread waiting while this one was between tasks) */
+        p->waiting++;
+        while (!p->stop && p->tokens == 0 &&
+               !(p->len > 0 && p->candidates == 0))
             pthread_cond_wait(&p->ready, &p->lock);
+        p->waiting--;
         if (p->stop)
             break;
-        t = ring_pop(p);
-        p->active++;
+        if (p->tokens > 0)
+            p->tokens--;
+        p->candidates++;
         pthread_mutex_unlock(&p->lock);
 
-        p->ops.run(t);
-        p->ops.done(t); /* T may be freed by the loop from here on */
+        if (p->ops.enter != NULL)
+            p->ops.enter(); /* may wait while another runner holds it */
 
         pthread_mutex_lock(&p->lock);
-        p->active--;
+        p->candidates--;
+        while (!p->stop && (t = ring_pop(p)) != NULL) {
+            set_active(p, 1);
+            want_standby(p);
+            pthread_mutex_unlock(&p->lock);
+
+            p->ops.run(t);
+            p->ops.done(t); /* T may be freed by the loop from here on */
+
+            pthread_mutex_lock(&p->lock);
+            set_active(p, -1);
+        }
+        pthread_mutex_unlock(&p->lock);
+        if (p->ops.leave != NULL)
+            p->ops.leave();
+        pthread_mutex_lock(&p->lock);
     }
     pthread_mutex_unlock(&p->lock);
     if (p->ops.thread_stop != NULL)
@@ -158,7 +218,7 @@ wd_pool_post(struct wd_pool *p, struct wd_task *t)
     pthread_mutex_lock(&p->lock);
     rc = ring_push(p, t);
     if (rc == 0)
-        pthread_cond_signal(&p->ready);
+        want_standby(p);
     queued = p->len;
     idle = p->started - p->exited - p->active;
     pthread_mutex_unlock(&p->lock);
@@ -177,23 +237,13 @@ wd_pool_post(struct wd_pool *p, struct wd_task *t)
 size_t
 wd_pool_queued(struct wd_pool *p)
 {
-    size_t n;
-
-    pthread_mutex_lock(&p->lock);
-    n = p->len;
-    pthread_mutex_unlock(&p->lock);
-    return n;
+    return __atomic_load_n(&p->len, __ATOMIC_RELAXED);
 }
 
 size_t
 wd_pool_busy(struct wd_pool *p)
 {
-    size_t n;
-
-    pthread_mutex_lock(&p->lock);
-    n = p->active;
-    pthread_mutex_unlock(&p->lock);
-    return n;
+    return __atomic_load_n(&p->active, __ATOMIC_RELAXED);
 }
 
 unsigned

@@ -1,9 +1,10 @@
 /*
  * pool.h - the worker's task queue and application threads.
  *
- * A FIFO of tasks served by NTHREADS threads.  The loop posts; a thread
- * takes the oldest task, calls ops->run (the WSGI bridge, which takes the
- * GIL itself) and then ops->done (which hands the task back to the loop).
+ * A FIFO of tasks served by NTHREADS threads.  The loop posts; a woken
+ * thread calls ops->enter (the bridge takes the GIL), then for each task
+ * it finds queued ops->run and ops->done (which hands the task back to
+ * the loop), and ops->leave once the queue is empty (see pool.c).
  * The threads block every asynchronous signal.  One task per channel is
  * in flight at a time, so connection_limit already bounds the queue.
  */
@@ -19,6 +20,9 @@ typedef void (*wd_task_fn)(struct wd_task *t);
 struct wd_pool_ops {
     void (*thread_start)(void); /* pool thread, at start (may be NULL) */
     void (*thread_stop)(void);  /* pool thread, at exit (may be NULL) */
+    void (*enter)(void);        /* pool thread: before a run of tasks
+                                   (takes the GIL; may be NULL) */
+    void (*leave)(void);        /* pool thread: after it (may be NULL) */
     wd_task_fn run;             /* pool thread: serve the task */
     wd_task_fn done;            /* pool thread: after run; last access */
     wd_task_fn discard;         /* loop, at stop: a task never run */

@@ -137,6 +137,8 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
     static const struct wd_pool_ops ops = {
         .thread_start = wd_wsgi_thread_start,
         .thread_stop = wd_wsgi_thread_stop,
+        .enter = wd_wsgi_enter,
+        .leave = wd_wsgi_leave,
         .run = run_task,
         .done = wd_task_done,
         .discard = wd_task_discard,

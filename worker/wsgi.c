@@ -37,6 +37,7 @@ struct wd_wsgi_state wd_wsgi;
 static PyThreadState *main_ts;          /* boot thread, GIL released */
 static __thread PyThreadState *thread_ts; /* pool thread, between tasks */
 static __thread PyGILState_STATE thread_gil;
+static __thread int thread_entered; /* GIL held by wd_wsgi_enter */
 
 static const char generic_500[] =
     "The server encountered an unexpected internal server error";
@@ -1067,12 +1068,12 @@ wd_wsgi_run(struct wd_task *t)
 {
     struct wd_wsgi_req rq;
     PyGILState_STATE g = PyGILState_UNLOCKED;
-    int own = thread_ts == NULL;
+    int own = thread_ts == NULL && !thread_entered;
 
     /* a thread that skipped wd_wsgi_thread_start still works, slower */
     if (own)
         g = PyGILState_Ensure();
-    else
+    else if (!thread_entered)
         PyEval_RestoreThread(thread_ts);
 
     memset(&rq, 0, sizeof rq);
@@ -1104,8 +1105,26 @@ wd_wsgi_run(struct wd_task *t)
 
     if (own)
         PyGILState_Release(g);
-    else
+    else if (!thread_entered)
         thread_ts = PyEval_SaveThread();
+}
+
+void
+wd_wsgi_enter(void)
+{
+    if (thread_ts == NULL || thread_entered)
+        return;
+    PyEval_RestoreThread(thread_ts);
+    thread_entered = 1;
+}
+
+void
+wd_wsgi_leave(void)
+{
+    if (!thread_entered)
+        return;
+    thread_entered = 0;
+    thread_ts = PyEval_SaveThread();
 }
 
 /* ---------------------------------------------------------------------

@@ -25,7 +25,13 @@ int wd_wsgi_init(const struct wd_config *cfg, int nworkers);
 void wd_wsgi_thread_start(void);
 void wd_wsgi_thread_stop(void);
 
-/* Pool thread, GIL NOT held: run one task end to end (takes the GIL). */
+/* Pool thread, between thread_start and thread_stop: take / give back
+ * the GIL around a run of tasks (the pool's enter / leave). */
+void wd_wsgi_enter(void);
+void wd_wsgi_leave(void);
+
+/* Pool thread: run one task end to end.  Inside enter/leave the GIL is
+ * already held; otherwise the call takes and releases it itself. */
 void wd_wsgi_run(struct wd_task *t);
 
 /* Worker exit: finalize nothing that could hang; flush sys.stderr. */

@@ -220,6 +220,148 @@ Test(pool, stop_discards_queued_tasks)
     cr_assert_not_null(strstr(log, "Canceling 3 pending task(s)"));
 }
 
+/* ---- the GIL baton: enter/leave simulated with a mutex ---------------- */
+
+static pthread_mutex_t fake_gil = PTHREAD_MUTEX_INITIALIZER;
+static int nenter, gil_held;
+static int blocker_id = -1; /* this task "does I/O": waits with the GIL free */
+
+static void
+enter_cb(void)
+{
+    pthread_mutex_lock(&fake_gil);
+    pthread_mutex_lock(&mu);
+    nenter++;
+    gil_held = 1;
+    pthread_mutex_unlock(&mu);
+}
+
+static void
+leave_cb(void)
+{
+    pthread_mutex_lock(&mu);
+    gil_held = 0;
+    pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&fake_gil);
+}
+
+static void
+baton_run_cb(struct wd_task *t)
+{
+    pthread_mutex_lock(&mu);
+    cr_assert(gil_held, "a task ran without the GIL");
+    order[nrun++] = t->status;
+    if (t->status == blocker_id) {
+        /* like time.sleep(): release the GIL while blocked */
+        gil_held = 0;
+        pthread_mutex_unlock(&fake_gil);
+        while (!gate_open)
+            pthread_cond_wait(&cv, &mu);
+        pthread_mutex_unlock(&mu);
+        pthread_mutex_lock(&fake_gil);
+        pthread_mutex_lock(&mu);
+        gil_held = 1;
+    } else {
+        while (!gate_open && blocker_id < 0)
+            pthread_cond_wait(&cv, &mu);
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+static const struct wd_pool_ops baton_ops = {
+    .enter = enter_cb, .leave = leave_cb,
+    .run = baton_run_cb, .done = done_cb, .discard = discard_cb,
+};
+
+static void
+open_gate(void)
+{
+    pthread_mutex_lock(&mu);
+    gate_open = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static void
+baton_reset(int gate, int blocker)
+{
+    reset();
+    nenter = gil_held = 0;
+    gate_open = gate;
+    blocker_id = blocker;
+}
+
+Test(pool, a_runner_serves_queued_tasks_under_one_gil_hold)
+{
+    struct wd_pool *p;
+
+    baton_reset(0, -1);
+    p = wd_pool_new(1, &baton_ops);
+    cr_assert_eq(wd_pool_start(p), 0);
+    wd_pool_post(p, task_with_id(0));
+    while (wd_pool_busy(p) == 0) /* the thread runs task 0, gate closed */
+        usleep(1000);
+    for (int i = 1; i < 10; i++)
+        wd_pool_post(p, task_with_id(i));
+    open_gate();
+    wait_done(10);
+    wd_pool_stop(p, 5);
+    wd_pool_free(p);
+    /* the GIL was taken once for all ten, in FIFO order */
+    cr_assert_eq(nenter, 1);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(order[i], i);
+}
+
+Test(pool, a_task_blocked_without_the_gil_does_not_hold_the_queue)
+{
+    struct wd_pool *p;
+
+    baton_reset(0, 0);
+    p = wd_pool_new(2, &baton_ops);
+    cr_assert_eq(wd_pool_start(p), 0);
+    wd_pool_post(p, task_with_id(0)); /* blocks, GIL released */
+    while (wd_pool_busy(p) == 0)
+        usleep(1000);
+    for (int i = 1; i < 5; i++)
+        wd_pool_post(p, task_with_id(i));
+    /* the standby thread takes the GIL and serves 1..4 while 0 waits */
+    wait_done(4);
+    pthread_mutex_lock(&mu);
+    cr_assert_eq(ndone, 4);
+    for (int i = 1; i < 5; i++)
+        cr_assert_eq(order[i], i);
+    pthread_mutex_unlock(&mu);
+    open_gate();
+    wait_done(5);
+    wd_pool_stop(p, 5);
+    wd_pool_free(p);
+}
+
+Test(pool, every_task_runs_with_baton_and_many_threads)
+{
+    struct wd_pool *p;
+    int seen[64] = {0};
+
+    baton_reset(1, -1);
+    p = wd_pool_new(4, &baton_ops);
+    cr_assert_eq(wd_pool_start(p), 0);
+    for (int i = 0; i < 64; i++) {
+        wd_pool_post(p, task_with_id(i));
+        if (i % 7 == 0)
+            usleep(200); /* let the queue run dry now and then */
+    }
+    wait_done(64);
+    cr_assert_eq(nrun, 64);
+    for (int i = 0; i < 64; i++)
+        seen[order[i]]++;
+    for (int i = 0; i < 64; i++)
+        cr_assert_eq(seen[i], 1);
+    cr_assert_eq(wd_pool_stop(p, 5), 0);
+    cr_assert_eq(gil_held, 0);
+    wd_pool_free(p);
+}
+
 Test(pool, zero_threads_is_refused)
 {
     cr_assert_null(wd_pool_new(0, &ops));

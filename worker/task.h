@@ -30,10 +30,11 @@ struct wd_task {
     struct wd_http_request *req; /* owned by the task */
     const struct wd_config *cfg; /* borrowed, read only */
 
-    /* connection facts for the environ, NUL-terminated */
-    char remote_addr[64]; /* numeric peer address, or "localhost" */
-    char remote_port[16]; /* decimal, or "None" for a Unix socket */
-    char server_port[256]; /* listening port, or the Unix socket path */
+    /* connection facts for the environ, NUL-terminated; they point into
+       the channel, which outlives its task (read only) */
+    char *remote_addr; /* numeric peer address, or "localhost" */
+    char *remote_port; /* decimal, or "None" for a Unix socket */
+    char *server_port; /* listening port, or the Unix socket path */
 
     time_t start;      /* wall-clock time the task started (Date header) */
     int stopping;      /* worker is stopping: respond with Connection: close */
@@ -54,6 +55,16 @@ struct wd_task {
  * the client is gone (raise ClientDisconnected) or on a buffer error.
  */
 int wd_task_write(struct wd_task *t, const void *data, size_t len);
+
+/*
+ * The same for the IOVCNT pieces of IOV, in order, as one write: when
+ * nothing else is pending the bytes go straight to the socket with one
+ * sendmsg(2) from the calling thread (SPEC.md 5.3), and only what the
+ * socket did not take is copied to the output buffer.  Needs no GIL; the
+ * caller keeps the memory alive until it returns.
+ */
+struct iovec;
+int wd_task_writev(struct wd_task *t, const struct iovec *iov, int iovcnt);
 
 /*
  * Queue LEN bytes of the open file FD from offset OFF, to be sent with

@@ -110,6 +110,10 @@ int wd_wsgi_file_send(struct wd_wsgi_req *rq, PyObject *result);
 /* wsgi.c: output helpers used by the fast path. */
 /* Append bytes to the connection; -1 with ClientDisconnected set. */
 int wd_wsgi_out(struct wd_wsgi_req *rq, const void *data, size_t len);
+/* The same for IOVCNT pieces in one write (empty pieces are fine). */
+struct iovec;
+int wd_wsgi_outv(struct wd_wsgi_req *rq, const struct iovec *iov,
+                 int iovcnt);
 int wd_wsgi_out_file(struct wd_wsgi_req *rq, int fd, off_t off,
                      uint64_t len);
 /* Encode and send the header block (SPEC.md 12.4).  0 or -1. */

@@ -178,6 +178,38 @@ def test_pipelined_requests_split_across_reads(server_factory):
             assert status == "HTTP/1.1 200 OK" and body == b"ok"
 
 
+def test_request_arriving_while_a_task_runs_is_read_after_it(server_factory):
+    # The read event is removed lazily, when it fires while a task is in
+    # flight (SPEC.md 5.1: not readable).  Bytes that arrived then must be
+    # read once the task is done, although no further bytes ever arrive;
+    # the body is many recv_bytes long, so that takes many reads.
+    srv = server_factory(APP, args=["--recv-bytes=4096"])
+    body = bytes(range(256)) * 400  # 100 KiB
+    with srv.connect() as s:
+        s.sendall(b"GET /slow?0.4 HTTP/1.1\r\n\r\n")
+        time.sleep(0.15)  # the task is running now
+        s.sendall(b"POST /echo HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        r = Reader(s)
+        assert r.response()[::2] == ("HTTP/1.1 200 OK", b"slept")
+        status, _, echoed = r.response()
+        assert status == "HTTP/1.1 200 OK"
+        assert echoed == body
+
+
+def test_eof_arriving_while_a_task_runs_is_seen_after_it(server_factory):
+    # A half-close while the app runs: the response still goes out
+    # (lookahead 0), then the EOF is read and the connection closes.
+    srv = server_factory(APP)
+    with srv.connect() as s:
+        s.sendall(b"GET /slow?0.3 HTTP/1.1\r\n\r\n")
+        time.sleep(0.1)
+        s.shutdown(socket.SHUT_WR)
+        r = Reader(s)
+        assert r.response()[::2] == ("HTTP/1.1 200 OK", b"slept")
+        s.settimeout(5)
+        assert s.recv(1) == b""
+
+
 def test_blank_lines_between_pipelined_requests_are_dropped(server_factory):
     srv = server_factory(APP)
     with srv.connect() as s:

@@ -835,6 +835,13 @@ notify_output(struct wd_channel *ch, uint64_t pending)
         wd_mailbox_post(ch->loop->mailbox, &ch->mb, WD_MB_OUTPUT);
 }
 
+/*
+ * A write after the task's first goes straight to the socket only from
+ * this size on: a generator's small chunks, one sendmsg each, cost 35%
+ * of gen-100x1k's throughput; buffered, the loop sends them in batches.
+ */
+#define WD_DIRECT_SEND_MIN 16384
+
 int
 wd_task_write(struct wd_task *t, const void *data, size_t len)
 {
@@ -849,7 +856,7 @@ wd_task_writev(struct wd_task *t, const struct iovec *iov, int iovcnt)
     struct wd_channel *ch = t->ch;
     size_t total = 0, skip = 0, sent = 0;
     uint64_t pending;
-    int rc = 0;
+    int rc = 0, direct;
 
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
@@ -864,7 +871,10 @@ wd_task_writev(struct wd_task *t, const struct iovec *iov, int iovcnt)
         pthread_mutex_unlock(&ch->lock);
         return WD_AGAIN;
     }
-    if (ch->out_head == NULL && total >= (size_t)t->cfg->send_bytes) {
+    direct = ch->out_head == NULL && total >= (size_t)t->cfg->send_bytes &&
+             (!t->wrote || total >= WD_DIRECT_SEND_MIN);
+    t->wrote = 1;
+    if (direct) {
         /* nothing queued before these bytes, and the loop's flush holds
            the lock while it sends: order is kept (SPEC.md 5.3) */
         struct msghdr mh = {.msg_iov = (struct iovec *)iov,

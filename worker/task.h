@@ -46,6 +46,7 @@ struct wd_task {
     char *remote_user;    /* REMOTE_USER after the app, or NULL (owned) */
     char *log_remote_addr; /* REMOTE_ADDR after proxy headers, or NULL (owned) */
     int app_exception;    /* the app raised (counted in the scoreboard) */
+    int wrote;            /* output functions: something was written */
 };
 
 /*
@@ -57,11 +58,14 @@ struct wd_task {
 int wd_task_write(struct wd_task *t, const void *data, size_t len);
 
 /*
- * The same for the IOVCNT pieces of IOV, in order, as one write: when
- * nothing else is pending the bytes go straight to the socket with one
- * sendmsg(2) from the calling thread (SPEC.md 5.3), and only what the
- * socket did not take is copied to the output buffer.  Needs no GIL; the
- * caller keeps the memory alive until it returns.
+ * The same for the IOVCNT pieces of IOV, in order, as one write.  When
+ * nothing else is pending and this is the task's first write (typically
+ * the head with the whole body) or a large one, the bytes go straight to
+ * the socket with one sendmsg(2) from the calling thread (SPEC.md 5.3),
+ * and only what the socket did not take is copied to the output buffer;
+ * small later writes (a generator's chunks) are buffered and the loop
+ * sends them in batches.  Needs no GIL; the caller keeps the memory
+ * alive until it returns.
  */
 struct iovec;
 int wd_task_writev(struct wd_task *t, const struct iovec *iov, int iovcnt);

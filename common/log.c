@@ -297,27 +297,83 @@ hold_record(int level, const char *line, size_t len)
     held_tail = &h->next;
 }
 
+/*
+ * The "[time] [pid] " prefix, formatted once per second per thread: a
+ * worker under load logs "Task queue depth" for most requests, and
+ * localtime_r + strftime + getpid(2) were most of a record's cost.  A
+ * fork clears the cached pid (pthread_atfork), so a child never logs
+ * with its parent's.
+ */
+static _Atomic long cached_pid;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void
+forget_pid(void)
+{
+    atomic_store(&cached_pid, 0);
+}
+
+static void
+register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, forget_pid);
+}
+
+static size_t
+record_prefix(char *out, size_t cap)
+{
+    static _Thread_local char prefix[96];
+    static _Thread_local size_t prefix_len;
+    static _Thread_local time_t prefix_time = -1;
+    static _Thread_local long prefix_pid;
+    time_t now = time(NULL);
+    long pid = atomic_load(&cached_pid);
+
+    if (pid == 0) {
+        pthread_once(&atfork_once, register_atfork);
+        pid = (long)getpid();
+        atomic_store(&cached_pid, pid);
+    }
+    if (now != prefix_time || pid != prefix_pid) {
+        char stamp[64];
+        struct tm tm;
+        int n;
+
+        localtime_r(&now, &tm);
+        strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S %z", &tm);
+        n = snprintf(prefix, sizeof prefix, "[%s] [%ld] ", stamp, pid);
+        if (n < 0 || (size_t)n >= sizeof prefix)
+            return 0;
+        prefix_len = (size_t)n;
+        prefix_time = now;
+        prefix_pid = pid;
+    }
+    if (prefix_len >= cap)
+        return 0;
+    memcpy(out, prefix, prefix_len);
+    return prefix_len;
+}
+
 void
 wd_vlog(enum wd_log_level level, const char *category, const char *fmt,
         va_list ap)
 {
     char stackbuf[2048];
     char *buf = stackbuf;
-    char stamp[64];
-    struct tm tm;
-    time_t now;
+    size_t pre;
     int head, body;
     size_t need;
     va_list ap2;
 
     if (!holding && (int)level < atomic_load(&log_level))
         return;
-    now = time(NULL);
-    localtime_r(&now, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S %z", &tm);
-    head = snprintf(stackbuf, sizeof stackbuf, "[%s] [%ld] [%s] [%s] ", stamp,
-                    (long)getpid(), wd_log_level_name(level),
+    pre = record_prefix(stackbuf, sizeof stackbuf);
+    head = snprintf(stackbuf + pre, sizeof stackbuf - pre, "[%s] [%s] ",
+                    wd_log_level_name(level),
                     category != NULL ? category : WD_CAT_SERVER);
+    if (head < 0 || (size_t)head >= sizeof stackbuf - pre)
+        return;
+    head += (int)pre;
     if (head < 0 || (size_t)head >= sizeof stackbuf)
         return;
     va_copy(ap2, ap);

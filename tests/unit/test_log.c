@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -80,6 +81,31 @@ Test(log, record_format)
              "[+-][0-9]{4}\\] \\[%ld\\] \\[INFO\\] \\[waitressd\\] Serving on "
              "http://1\\.2\\.3\\.4:80\n$",
              (long)getpid());
+    assert_matches(slurp(epath), pattern);
+}
+
+Test(log, forked_child_logs_its_own_pid)
+{
+    char pattern[256];
+    pid_t child;
+    int status;
+
+    cr_assert_eq(wd_log_open(epath, NULL), 0);
+    /* the parent's prefix (pid, second) is now cached */
+    wd_log(WD_LOG_INFO, WD_CAT_MASTER, "parent");
+    child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        wd_log(WD_LOG_INFO, WD_CAT_SERVER, "child");
+        _exit(0);
+    }
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    wd_log(WD_LOG_INFO, WD_CAT_MASTER, "parent again");
+    snprintf(pattern, sizeof pattern,
+             "^\\[[^]]*\\] \\[%ld\\] \\[INFO\\] \\[waitressd.master\\] parent\n"
+             "\\[[^]]*\\] \\[%ld\\] \\[INFO\\] \\[waitressd\\] child\n"
+             "\\[[^]]*\\] \\[%ld\\] \\[INFO\\] \\[waitressd.master\\] parent again\n$",
+             (long)getpid(), (long)child, (long)getpid());
     assert_matches(slurp(epath), pattern);
 }
 

@@ -96,6 +96,8 @@ reset_slot(struct wd_sb_slot *s, uint32_t generation)
     atomic_store_explicit(&s->queue_depth, 0, RELAXED);
     atomic_store_explicit(&s->busy_threads, 0, RELAXED);
     atomic_store_explicit(&s->connections, 0, RELAXED);
+    atomic_store_explicit(&s->accept_state, WD_SB_ACCEPT_OFF, RELAXED);
+    atomic_store_explicit(&s->full_since_ms, 0, RELAXED);
     atomic_store_explicit(&s->heartbeat_ms, wd_sb_now_ms(), RELAXED);
     atomic_store_explicit(&s->started_at, (int64_t)time(NULL), RELAXED);
     atomic_store_explicit(&s->requests, 0, RELAXED);
@@ -170,6 +172,18 @@ wd_sb_set_connections(struct wd_sb_slot *s, uint32_t n)
 }
 
 void
+wd_sb_set_accept(struct wd_sb_slot *s, enum wd_sb_accept state)
+{
+    atomic_store_explicit(&s->accept_state, (uint32_t)state, RELAXED);
+}
+
+void
+wd_sb_set_full_since(struct wd_sb_slot *s, int64_t ms)
+{
+    atomic_store_explicit(&s->full_since_ms, ms, RELAXED);
+}
+
+void
 wd_sb_heartbeat(struct wd_sb_slot *s)
 {
     atomic_store_explicit(&s->heartbeat_ms, wd_sb_now_ms(), RELAXED);
@@ -216,12 +230,68 @@ wd_sb_read(const struct wd_sb_slot *s, struct wd_sb_info *out)
     out->queue_depth = atomic_load_explicit(&m->queue_depth, RELAXED);
     out->busy_threads = atomic_load_explicit(&m->busy_threads, RELAXED);
     out->connections = atomic_load_explicit(&m->connections, RELAXED);
+    out->accept_state = atomic_load_explicit(&m->accept_state, RELAXED);
     out->heartbeat_ms = atomic_load_explicit(&m->heartbeat_ms, RELAXED);
+    out->full_since_ms = atomic_load_explicit(&m->full_since_ms, RELAXED);
     out->started_at = atomic_load_explicit(&m->started_at, RELAXED);
     out->requests = atomic_load_explicit(&m->requests, RELAXED);
     out->bytes_in = atomic_load_explicit(&m->bytes_in, RELAXED);
     out->bytes_out = atomic_load_explicit(&m->bytes_out, RELAXED);
     out->exceptions = atomic_load_explicit(&m->exceptions, RELAXED);
+}
+
+static uint64_t
+load_of(uint32_t connections, int64_t full_since, int64_t now_ms,
+        int64_t full_ms)
+{
+    int full = full_since > 0 && now_ms - full_since >= full_ms;
+
+    return (uint64_t)connections + (full ? WD_SB_FULL_WEIGHT : 0);
+}
+
+int
+wd_sb_better_sibling(struct wd_sb *sb, const struct wd_sb_slot *self,
+                     const struct wd_sb_load *own, uint32_t slack,
+                     int64_t now_ms, int64_t stale_ms, int64_t full_ms,
+                     int *woken)
+{
+    uint64_t mine, best_load = 0;
+    int best = -1, any_woken = 0;
+
+    mine = load_of(own->connections, own->full_since_ms, now_ms, full_ms);
+    for (uint32_t i = 0; i < sb->nslots; i++) {
+        struct wd_sb_slot *s = &sb->slot[i];
+        uint32_t state, accept;
+        uint64_t load;
+
+        if (s == self || atomic_load_explicit(&s->pid, RELAXED) <= 0)
+            continue;
+        state = atomic_load_explicit(&s->state, RELAXED);
+        accept = atomic_load_explicit(&s->accept_state, RELAXED);
+        if ((state != WD_SB_IDLE && state != WD_SB_BUSY) ||
+            accept == WD_SB_ACCEPT_OFF)
+            continue;
+        /* a stopped or hung worker keeps its last state: not a home */
+        if (now_ms - atomic_load_explicit(&s->heartbeat_ms, RELAXED) >
+            stale_ms)
+            continue;
+        load = load_of(atomic_load_explicit(&s->connections, RELAXED),
+                       atomic_load_explicit(&s->full_since_ms, RELAXED),
+                       now_ms, full_ms);
+        /* an eighth more of slack per connection: a busy server's counts
+         * move a lot, and each hand-over costs epoll_ctl calls */
+        if (load + slack + load / 8 >= mine)
+            continue;
+        if (accept == WD_SB_ACCEPT_ARMED || accept == WD_SB_ACCEPT_QUEUED)
+            any_woken = 1;
+        if (best < 0 || load < best_load) {
+            best = (int)i;
+            best_load = load;
+        }
+    }
+    if (woken != NULL)
+        *woken = any_woken;
+    return best;
 }
 
 const char *

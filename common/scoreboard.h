@@ -58,12 +58,31 @@ struct wd_sb_slot {
     _Atomic uint32_t queue_depth;    /* worker loop: tasks waiting */
     _Atomic uint32_t busy_threads;   /* pool threads running a request */
     _Atomic uint32_t connections;    /* worker loop: open channels */
+    _Atomic uint32_t accept_state;   /* enum wd_sb_accept; worker loop */
     _Atomic int64_t heartbeat_ms;    /* worker loop, CLOCK_MONOTONIC */
+    _Atomic int64_t full_since_ms;   /* worker loop: every thread taken
+                                        since (heartbeat clock), or 0 */
     _Atomic int64_t started_at;      /* master, at claim; epoch seconds */
     _Atomic uint64_t requests;       /* finished requests */
     _Atomic uint64_t bytes_in;       /* bytes read from clients */
     _Atomic uint64_t bytes_out;      /* bytes written to clients */
     _Atomic uint64_t exceptions;     /* application exceptions (SPEC 13) */
+};
+
+/*
+ * Whether a worker takes new connections, for its siblings' fair-accept
+ * rule (wd_sb_better_sibling).  OFF: not started, stopping, or paused by
+ * connection_limit or EMFILE; ARMED: its listener events are in its loop,
+ * so the kernel wakes it for a new connection; WAITING: willing, but it
+ * left new connections to a better sibling and the kernel does not wake
+ * it until it re-arms; QUEUED: paused while its task queue is deeper than
+ * its threads, back by itself once the queue drains.
+ */
+enum wd_sb_accept {
+    WD_SB_ACCEPT_OFF = 0,
+    WD_SB_ACCEPT_ARMED = 1,
+    WD_SB_ACCEPT_WAITING = 2,
+    WD_SB_ACCEPT_QUEUED = 3,
 };
 
 struct wd_sb {
@@ -109,6 +128,8 @@ void wd_sb_set_state(struct wd_sb_slot *s, enum wd_sb_state state);
 void wd_sb_set_threads(struct wd_sb_slot *s, uint32_t n);
 void wd_sb_set_queue_depth(struct wd_sb_slot *s, uint32_t n);
 void wd_sb_set_connections(struct wd_sb_slot *s, uint32_t n);
+void wd_sb_set_accept(struct wd_sb_slot *s, enum wd_sb_accept state);
+void wd_sb_set_full_since(struct wd_sb_slot *s, int64_t ms);
 void wd_sb_heartbeat(struct wd_sb_slot *s); /* heartbeat_ms := now */
 void wd_sb_busy_add(struct wd_sb_slot *s, int delta); /* pool threads */
 void wd_sb_add_request(struct wd_sb_slot *s);
@@ -119,13 +140,48 @@ void wd_sb_add_exception(struct wd_sb_slot *s);
 struct wd_sb_info {
     int32_t pid;
     uint32_t generation, state, threads, queue_depth, busy_threads;
-    uint32_t connections;
-    int64_t heartbeat_ms, started_at;
+    uint32_t connections, accept_state;
+    int64_t heartbeat_ms, full_since_ms, started_at;
     uint64_t requests, bytes_in, bytes_out, exceptions;
 };
 
 /* Read every field of S (relaxed; pid with acquire, first). */
 void wd_sb_read(const struct wd_sb_slot *s, struct wd_sb_info *out);
+
+/*
+ * Fair accept (SPEC.md 4.1).  A worker's load for the next connection is
+ * its open connections, plus WD_SB_FULL_WEIGHT when every one of its
+ * threads has been taken (running or queued requests) for a while: a
+ * connection given to it would wait behind slow requests, so a worker
+ * with a free thread is the better home even with a few more connections.
+ * A moment's fullness does not count: under a fast load every worker is
+ * full now and then, and the split by connections is what matters.
+ */
+#define WD_SB_FULL_WEIGHT 8u
+
+struct wd_sb_load {
+    uint32_t connections;
+    int64_t full_since_ms; /* every thread taken since; 0: a thread free */
+};
+
+/*
+ * Worker loop, before it accepts a connection: look at the siblings of
+ * SELF in SB.  A sibling counts when it is a started worker (state idle or
+ * busy), is not OFF, and its heartbeat is at most STALE_MS old at NOW_MS.
+ * A worker full for at least FULL_MS has the WD_SB_FULL_WEIGHT added.  A
+ * sibling is better when its load, plus SLACK, plus an eighth of its load
+ * is below OWN's.  Returns the index of the least loaded better sibling,
+ * or -1 when there is none (the caller accepts).  *WOKEN (may be NULL) is set to 1 when some better
+ * sibling takes the connection without help (ARMED: the kernel wakes it;
+ * QUEUED: it re-arms when its queue drains), else 0 (they all wait: the
+ * caller wakes the returned one).  Reads only, relaxed: a stale value
+ * costs fairness, never a lost connection, as the caller re-checks on a
+ * timer.
+ */
+int wd_sb_better_sibling(struct wd_sb *sb, const struct wd_sb_slot *self,
+                         const struct wd_sb_load *own, uint32_t slack,
+                         int64_t now_ms, int64_t stale_ms, int64_t full_ms,
+                         int *woken);
 
 /* "booting", "idle", "busy", "stopping" (SPEC.md 17), "free". */
 const char *wd_sb_state_name(uint32_t state);

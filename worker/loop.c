@@ -12,6 +12,24 @@
  * Fair accept: while more tasks wait in the pool's queue than it has
  * threads, the worker stops accepting, so the kernel hands new
  * connections to idle workers; it listens again once the queue is short.
+ * A new connection wakes every armed worker, and the first one awake
+ * would take a whole burst (wrk's 50 keep-alive connections, kept for the
+ * whole run, on one worker of two).  So before each accept the worker
+ * looks at its siblings in the scoreboard (wd_sb_better_sibling): when one
+ * that accepts has fewer connections by more than FAIR_SLACK, or a free
+ * thread while all of ours have been taken for FAIR_FULL_MS, it leaves
+ * the connection to that one (which the kernel woke too) and takes its
+ * listener events out (fair_wait).  It comes back when a connection of
+ * its own closes, when a request ends, on a sibling's kick (SIGURG: a
+ * sibling about to leave connections to us while we wait) and on a
+ * FAIR_TICK_MS timer.  When that timer finds the accept queue non-empty
+ * FAIR_RESCUE_TICKS times in a row it takes what waits there: a sibling
+ * that is stopped, hung or starved holds no connection much longer than
+ * 100 ms.  The connection
+ * count is published at once on every accept and close.
+ * EPOLLEXCLUSIVE (SPEC.md 4.1) is not used: libevent 2.1 has no flag for
+ * it, and on a private epoll fd polled from libevent's it still wakes
+ * every worker (measured), as the wake-up goes through the nested fd.
  * The scoreboard slot gets the heartbeat and the gauges from a timer and
  * after every request (SPEC.md 4.6, 17).
  */
@@ -21,6 +39,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +61,12 @@
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 100
+#define FAIR_SLACK 1            /* connections ahead of a sibling we may be */
+#define FAIR_TICK_MS 10         /* fair_wait re-check */
+#define FAIR_RESCUE_TICKS 10    /* ticks a connection may wait for a sibling */
+#define FAIR_STALE_MS 3000      /* sibling heartbeat older: not a home */
+#define FAIR_FULL_MS 50         /* all threads taken this long: stuck */
+#define FAIR_KICK_SIGNAL SIGURG /* ignored by default: safe to misfire */
 #define STOP_IDLE_SECONDS 1.0
 #define STOP_TICK_MS 100
 
@@ -53,22 +79,47 @@ wd_loop_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void
-set_accepting(struct wd_loop *l, int on)
+/* Neither paused nor stopping: the worker would take connections. */
+static int
+willing(const struct wd_loop *l)
 {
-    if (on && (l->stopping || l->limit_reached || l->queue_full))
-        return;
-    if (on == l->accepting)
-        return;
-    for (size_t i = 0; i < l->nlisteners; i++) {
-        if (l->listeners[i].ev == NULL)
-            continue;
-        if (on)
-            event_add(l->listeners[i].ev, NULL);
-        else
-            event_del(l->listeners[i].ev);
+    return !l->stopping && !l->limit_reached && !l->queue_full && !l->paused;
+}
+
+static enum wd_sb_accept
+accept_state(const struct wd_loop *l)
+{
+    if (l->stopping || l->limit_reached || l->paused)
+        return WD_SB_ACCEPT_OFF;
+    return l->queue_full  ? WD_SB_ACCEPT_QUEUED
+           : l->fair_wait ? WD_SB_ACCEPT_WAITING
+                          : WD_SB_ACCEPT_ARMED;
+}
+
+/* Add or remove the listener events to match the flags; publish them. */
+static void
+update_listeners(struct wd_loop *l)
+{
+    int on = willing(l) && !l->fair_wait;
+
+    if (!willing(l) && l->fair_wait) {
+        l->fair_wait = 0;
+        if (l->fair_ev != NULL)
+            event_del(l->fair_ev);
     }
-    l->accepting = on;
+    if (on != l->accepting) {
+        for (size_t i = 0; i < l->nlisteners; i++) {
+            if (l->listeners[i].ev == NULL)
+                continue;
+            if (on)
+                event_add(l->listeners[i].ev, NULL);
+            else
+                event_del(l->listeners[i].ev);
+        }
+        l->accepting = on;
+    }
+    if (l->sb != NULL)
+        wd_sb_set_accept(l->sb, accept_state(l));
 }
 
 static void
@@ -76,7 +127,8 @@ accept_pause_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct wd_loop *l = arg;
 
-    set_accepting(l, 1);
+    l->paused = 0;
+    update_listeners(l);
 }
 
 static void
@@ -84,8 +136,64 @@ pause_accepting(struct wd_loop *l)
 {
     struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
 
-    set_accepting(l, 0);
+    l->paused = 1;
+    update_listeners(l);
     event_add(l->accept_pause_ev, &tv);
+}
+
+/*
+ * Fair accept: 1 when a sibling is the better home for the next
+ * connection.  A sibling paused by its deep queue counts: it has the
+ * connections to show for it, and taking them all while it drains would
+ * undo the split.  KICK (a connection may be waiting): when every better
+ * sibling waits (its listener is out of its loop, so the kernel will not
+ * wake it), wake the best one.
+ */
+static int
+leave_to_sibling(struct wd_loop *l, int kick)
+{
+    struct wd_sb *sb = wd_sb_attached();
+    struct wd_sb_load own;
+    int best, woken;
+
+    if (l->sb == NULL || sb == NULL)
+        return 0;
+    own.connections = (uint32_t)l->nopen;
+    own.full_since_ms = l->full_since;
+    best = wd_sb_better_sibling(sb, l->sb, &own, FAIR_SLACK, wd_sb_now_ms(),
+                                FAIR_STALE_MS, FAIR_FULL_MS, &woken);
+    if (best < 0)
+        return 0;
+    if (kick && !woken) {
+        struct wd_sb_info info;
+
+        wd_sb_read(wd_sb_slot(sb, best), &info);
+        if (info.pid > 0)
+            kill(info.pid, FAIR_KICK_SIGNAL);
+    }
+    return 1;
+}
+
+static void
+start_fair_wait(struct wd_loop *l)
+{
+    struct timeval tv = {0, FAIR_TICK_MS * 1000};
+
+    l->fair_wait = 1;
+    l->fair_pending = 0;
+    update_listeners(l);
+    event_add(l->fair_ev, &tv);
+}
+
+/* fair_wait: re-arm when no sibling is a better home any more. */
+static void
+fair_recheck(struct wd_loop *l, int kick)
+{
+    if (!l->fair_wait || leave_to_sibling(l, kick))
+        return;
+    l->fair_wait = 0;
+    event_del(l->fair_ev);
+    update_listeners(l);
 }
 
 static void
@@ -129,17 +237,30 @@ peer_of(int fd, int unix_sock, char *addr, size_t addrlen, char *port,
     return 0;
 }
 
+/*
+ * Accept up to ACCEPT_BATCH connections from LST, one at a time, each
+ * only while no sibling is the better home for it; RESCUE: whatever the
+ * siblings (they left the connections waiting).  Draining ignores the
+ * pauses too.
+ */
 static void
-accept_cb(evutil_socket_t lfd, short what, void *arg)
+accept_some(struct wd_loop *l, struct wd_loop_listener *lst, int rescue)
 {
-    struct wd_loop_listener *lst = arg;
-    struct wd_loop *l = lst->loop;
     char addr[64], port[16];
     int one = 1, err;
 
-    for (int i = 0; i < ACCEPT_BATCH && (l->accepting || l->draining); i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd;
 
+        if (!l->draining) {
+            if (!(rescue ? willing(l) : l->accepting))
+                return;
+            if (!rescue && leave_to_sibling(l, 1)) {
+                start_fair_wait(l);
+                return;
+            }
+        }
+        fd = accept4(lst->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR)
                 continue;
@@ -172,30 +293,93 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
             continue;
         }
         l->nopen++;
+        /* at once: a sibling deciding about the next one reads it */
+        if (l->sb != NULL)
+            wd_sb_set_connections(l->sb, (uint32_t)l->nopen);
         if (l->nopen >= (size_t)l->cfg->connection_limit) {
-            set_accepting(l, 0);
             if (!l->limit_reached)
                 wd_log(WD_LOG_WARNING, WD_CAT_SERVER,
                        "total open connections reached the connection "
                        "limit, no longer accepting new connections");
             l->limit_reached = 1;
+            update_listeners(l);
         }
     }
+}
+
+static void
+accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+    struct wd_loop_listener *lst = arg;
+
+    accept_some(lst->loop, lst, 0);
+}
+
+/* Some listener has a connection waiting in its accept queue. */
+static int
+backlog_waiting(const struct wd_loop *l)
+{
+    for (size_t i = 0; i < l->nlisteners; i++) {
+        struct pollfd pfd = {.fd = l->listeners[i].fd, .events = POLLIN};
+
+        if (pfd.fd >= 0 && poll(&pfd, 1, 0) > 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void
+fair_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct wd_loop *l = arg;
+    struct timeval tv = {0, FAIR_TICK_MS * 1000};
+
+    if (!l->fair_wait)
+        return;
+    fair_recheck(l, 1);
+    if (!l->fair_wait)
+        return;
+    /* Still leaving connections to a sibling.  A queue seen non-empty at
+     * FAIR_RESCUE_TICKS ticks in a row means that sibling is not taking
+     * them (stopped, hung, or starved of CPU): take them, so none waits
+     * much longer than that.  A few non-empty looks are not enough: a
+     * healthy sibling may be a moment from accepting, and what we took
+     * instead would stay unfairly with us (keep-alive) or wait for one of
+     * our busy threads. */
+    if (!backlog_waiting(l))
+        l->fair_pending = 0;
+    else if (++l->fair_pending >= FAIR_RESCUE_TICKS) {
+        l->fair_pending = 0;
+        for (size_t i = 0; i < l->nlisteners; i++)
+            if (l->listeners[i].fd >= 0)
+                accept_some(l, &l->listeners[i], 1);
+    }
+    if (l->fair_wait)
+        event_add(l->fair_ev, &tv);
+}
+
+static void
+kick_cb(evutil_socket_t sig, short what, void *arg)
+{
+    fair_recheck(arg, 0);
 }
 
 void
 wd_loop_channel_closed(struct wd_loop *l)
 {
     l->nopen--;
+    if (l->sb != NULL)
+        wd_sb_set_connections(l->sb, (uint32_t)l->nopen);
     if (l->limit_reached && l->nopen < (size_t)l->cfg->connection_limit) {
         l->limit_reached = 0;
         if (!l->stopping) {
             wd_log(WD_LOG_INFO, WD_CAT_SERVER,
                    "total open connections dropped below the connection "
                    "limit, listening again");
-            set_accepting(l, 1);
+            update_listeners(l);
         }
     }
+    fair_recheck(l, 0);
 }
 
 /* Gauges for the master: state, connections, queue depth. */
@@ -208,6 +392,7 @@ publish(struct wd_loop *l)
         return;
     busy = l->pool != NULL ? wd_pool_busy(l->pool) : 0;
     wd_sb_set_connections(l->sb, (uint32_t)l->nopen);
+    wd_sb_set_accept(l->sb, accept_state(l));
     wd_sb_set_queue_depth(l->sb, l->pool != NULL
                                      ? (uint32_t)wd_pool_queued(l->pool)
                                      : 0);
@@ -256,14 +441,28 @@ retire_cb(evutil_socket_t fd, short what, void *arg)
     wd_loop_stop(l);
 }
 
+/* Track since when every thread is taken (tasks posted, not done). */
+static void
+note_full(struct wd_loop *l)
+{
+    int full = l->ntasks >= (size_t)l->cfg->threads;
+
+    if (full == (l->full_since > 0))
+        return;
+    l->full_since = full ? wd_sb_now_ms() : 0;
+    if (l->sb != NULL)
+        wd_sb_set_full_since(l->sb, l->full_since);
+}
+
 void
 wd_loop_task_posted(struct wd_loop *l)
 {
+    note_full(l);
     if (l->pool == NULL)
         return;
     if (wd_pool_queued(l->pool) > (size_t)l->cfg->threads && !l->queue_full) {
         l->queue_full = 1;
-        set_accepting(l, 0);
+        update_listeners(l);
     }
     if (l->sb != NULL)
         wd_sb_set_queue_depth(l->sb, (uint32_t)wd_pool_queued(l->pool));
@@ -275,14 +474,16 @@ wd_loop_request_done(struct wd_loop *l)
     struct timeval now = {0, 0};
 
     l->requests++;
+    note_full(l);
     if (l->sb != NULL)
         wd_sb_add_request(l->sb);
     if (l->queue_full && l->pool != NULL &&
         wd_pool_queued(l->pool) < (size_t)l->cfg->threads) {
         l->queue_full = 0;
-        set_accepting(l, 1);
+        update_listeners(l);
     }
     publish(l);
+    fair_recheck(l, 0); /* a thread may be free again */
     /* retire outside the caller's channel code (SPEC.md 4.4) */
     if (l->max_requests > 0 && l->requests == l->max_requests)
         event_base_once(l->base, -1, EV_TIMEOUT, retire_cb, l, &now);
@@ -359,9 +560,9 @@ wd_loop_stop(struct wd_loop *l)
     l->draining = 1; /* at most ACCEPT_BATCH each, past connection_limit */
     for (size_t i = 0; i < l->nlisteners; i++)
         if (l->listeners[i].fd >= 0)
-            accept_cb(l->listeners[i].fd, EV_READ, &l->listeners[i]);
+            accept_some(l, &l->listeners[i], 0);
     l->draining = 0;
-    set_accepting(l, 0);
+    update_listeners(l);
     event_del(l->accept_pause_ev);
     for (size_t i = 0; i < l->nlisteners; i++) {
         if (l->listeners[i].ev != NULL)
@@ -441,16 +642,19 @@ wd_loop_init(struct wd_loop *l, struct event_base *base,
             goto fail;
     l->mailbox = wd_mailbox_new(base, wd_channel_mailbox_cb, l);
     l->accept_pause_ev = evtimer_new(base, accept_pause_cb, l);
+    l->fair_ev = evtimer_new(base, fair_tick_cb, l);
+    l->kick_ev = evsignal_new(base, FAIR_KICK_SIGNAL, kick_cb, l);
     l->sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, l);
     l->stop_ev = event_new(base, -1, EV_PERSIST, stop_tick_cb, l);
     if (l->mailbox == NULL || l->accept_pause_ev == NULL ||
-        l->sweep_ev == NULL || l->stop_ev == NULL)
+        l->fair_ev == NULL || l->kick_ev == NULL || l->sweep_ev == NULL ||
+        l->stop_ev == NULL || event_add(l->kick_ev, NULL) != 0)
         goto fail;
     every = cfg->cleanup_interval > 0 ? cfg->cleanup_interval : 0.1;
     tv.tv_sec = (time_t)every;
     tv.tv_usec = (suseconds_t)((every - (double)tv.tv_sec) * 1e6);
     event_add(l->sweep_ev, &tv);
-    set_accepting(l, 1);
+    update_listeners(l);
     return 0;
 
 fail:
@@ -483,6 +687,10 @@ wd_loop_cleanup(struct wd_loop *l)
     l->nlisteners = 0;
     if (l->accept_pause_ev != NULL)
         event_free(l->accept_pause_ev);
+    if (l->fair_ev != NULL)
+        event_free(l->fair_ev);
+    if (l->kick_ev != NULL)
+        event_free(l->kick_ev);
     if (l->sweep_ev != NULL)
         event_free(l->sweep_ev);
     if (l->stop_ev != NULL)
@@ -490,6 +698,7 @@ wd_loop_cleanup(struct wd_loop *l)
     if (l->hb_ev != NULL)
         event_free(l->hb_ev);
     l->accept_pause_ev = l->sweep_ev = l->stop_ev = l->hb_ev = NULL;
+    l->fair_ev = l->kick_ev = NULL;
     wd_mailbox_free(l->mailbox);
     l->mailbox = NULL;
     free(l->rbuf);

@@ -42,7 +42,14 @@ struct wd_loop {
     int accepting;      /* listener events are added */
     int draining;       /* stopping: taking what the accept queue holds */
     int limit_reached;  /* connection_limit warning logged */
+    int paused;         /* EMFILE back-off running */
+    int fair_wait;      /* fair accept: left new connections to a sibling */
+    int fair_pending;   /* fair_wait: ticks in a row that found the accept
+                           queue non-empty */
+    int64_t full_since; /* every thread taken since (ms), or 0 */
     struct event *accept_pause_ev; /* EMFILE back-off */
+    struct event *fair_ev;         /* fair accept: re-check timer */
+    struct event *kick_ev;         /* fair accept: a sibling's SIGURG */
     struct event *sweep_ev;        /* cleanup_interval */
     struct event *stop_ev;         /* graceful stop poll */
 

@@ -247,3 +247,113 @@ Test(scoreboard, now_ms_is_monotonic)
     b = wd_sb_now_ms();
     cr_assert_geq(b - a, 19);
 }
+
+/* A started, listening worker in slot I of SB for the fair-accept rule. */
+static struct wd_sb_slot *
+sibling(struct wd_sb *sb, int i, uint32_t connections)
+{
+    struct wd_sb_slot *s;
+
+    cr_assert_eq(wd_sb_claim(sb, 1), i);
+    wd_sb_set_pid(sb, i, 1000 + i);
+    s = wd_sb_slot(sb, i);
+    wd_sb_set_state(s, WD_SB_IDLE);
+    wd_sb_set_threads(s, 4);
+    wd_sb_set_connections(s, connections);
+    wd_sb_set_accept(s, WD_SB_ACCEPT_ARMED);
+    wd_sb_heartbeat(s);
+    return s;
+}
+
+/* wd_sb_better_sibling with slack 1, 3 s staleness, 50 ms fullness. */
+static int
+better(struct wd_sb *sb, const struct wd_sb_slot *self, uint32_t conns,
+       int64_t full_since, int64_t now, int *woken)
+{
+    struct wd_sb_load own = {.connections = conns,
+                             .full_since_ms = full_since};
+
+    return wd_sb_better_sibling(sb, self, &own, 1, now, 3000, 50, woken);
+}
+
+Test(scoreboard, fair_accept_alone_always_accepts)
+{
+    struct wd_sb *sb = wd_sb_new(2);
+    struct wd_sb_slot *self = sibling(sb, 0, 50);
+    int64_t now = wd_sb_now_ms();
+    int woken = -1;
+
+    cr_assert_eq(better(sb, self, 50, now - 1000, now, &woken), -1);
+    cr_assert_eq(woken, 0);
+    wd_sb_free(sb);
+}
+
+Test(scoreboard, fair_accept_leaves_to_fewer_connections_past_slack)
+{
+    struct wd_sb *sb = wd_sb_new(3);
+    struct wd_sb_slot *self = sibling(sb, 0, 0);
+    int64_t now = wd_sb_now_ms();
+    int woken = 0;
+
+    sibling(sb, 1, 5);
+    sibling(sb, 2, 3);
+    /* 3 + 1 < 6: slot 2; slot 1 is within the slack */
+    cr_assert_eq(better(sb, self, 6, 0, now, &woken), 2);
+    cr_assert_eq(woken, 1);
+    /* 3 + 1 == 4: not better */
+    cr_assert_eq(better(sb, self, 4, 0, now, NULL), -1);
+    wd_sb_free(sb);
+}
+
+Test(scoreboard, fair_accept_waiting_sibling_needs_a_kick)
+{
+    struct wd_sb *sb = wd_sb_new(3);
+    struct wd_sb_slot *self = sibling(sb, 0, 0);
+    struct wd_sb_slot *a = sibling(sb, 1, 0);
+    int64_t now = wd_sb_now_ms();
+    int woken = -1;
+
+    wd_sb_set_accept(a, WD_SB_ACCEPT_WAITING);
+    cr_assert_eq(better(sb, self, 10, 0, now, &woken), 1);
+    cr_assert_eq(woken, 0);
+    /* a queue-paused sibling comes back by itself */
+    wd_sb_set_accept(a, WD_SB_ACCEPT_QUEUED);
+    cr_assert_eq(better(sb, self, 10, 0, now, &woken), 1);
+    cr_assert_eq(woken, 1);
+    wd_sb_free(sb);
+}
+
+Test(scoreboard, fair_accept_ignores_siblings_that_cannot_take_one)
+{
+    struct wd_sb *sb = wd_sb_new(6);
+    struct wd_sb_slot *self = sibling(sb, 0, 0);
+    int64_t now = wd_sb_now_ms();
+
+    wd_sb_set_accept(sibling(sb, 1, 0), WD_SB_ACCEPT_OFF);
+    wd_sb_set_state(sibling(sb, 2, 0), WD_SB_STOPPING);
+    wd_sb_set_state(sibling(sb, 3, 0), WD_SB_BOOTING);
+    sibling(sb, 4, 0);
+    sibling(sb, 5, 0);
+    wd_sb_release(sb, 4); /* reaped */
+    /* slot 5's heartbeat is older than 3 s at now + 3001 ms */
+    cr_assert_eq(better(sb, self, 20, 0, now + 3001, NULL), -1);
+    cr_assert_eq(better(sb, self, 20, 0, now, NULL), 5);
+    wd_sb_free(sb);
+}
+
+Test(scoreboard, fair_accept_prefers_a_free_thread_to_a_stuck_worker)
+{
+    struct wd_sb *sb = wd_sb_new(2);
+    struct wd_sb_slot *self = sibling(sb, 0, 0);
+    struct wd_sb_slot *a = sibling(sb, 1, 2);
+    int64_t now = wd_sb_now_ms();
+
+    /* our threads are all taken for 1 s: 2 + 1 < 1 + WD_SB_FULL_WEIGHT */
+    cr_assert_eq(better(sb, self, 1, now - 1000, now, NULL), 1);
+    /* for 10 ms only: a moment's fullness does not count */
+    cr_assert_eq(better(sb, self, 1, now - 10, now, NULL), -1);
+    /* the sibling is stuck as long as we are */
+    wd_sb_set_full_since(a, now - 2000);
+    cr_assert_eq(better(sb, self, 1, now - 1000, now, NULL), -1);
+    wd_sb_free(sb);
+}

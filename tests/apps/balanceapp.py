@@ -1,0 +1,22 @@
+"""Fixture for test_balance.py: every response names the worker's pid.
+
+  /hold?file=PATH -> waits until PATH exists (at most 30 s), then the pid:
+                     keeps one application thread busy for as long as
+                     the test wants, with no timing in the test
+  anything else   -> the pid
+"""
+import os
+import time
+from urllib.parse import parse_qs
+
+
+def app(environ, start_response):
+    if environ.get("PATH_INFO") == "/hold":
+        path = parse_qs(environ.get("QUERY_STRING", "")).get("file", [""])[0]
+        deadline = time.monotonic() + 30
+        while path and not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    body = str(os.getpid()).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]

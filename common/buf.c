@@ -235,6 +235,19 @@ reserve(struct wd_buf *b, size_t len)
     return 0;
 }
 
+void
+wd_buf_expect(struct wd_buf *b, uint64_t total)
+{
+    /* best effort: only an empty memory buffer, only what would stay in
+       memory, and never more than WD_BUF_EXPECT_MAX up front */
+    if (b->fd >= 0 || b->mem != NULL || total <= WD_STRBUF_LIMIT ||
+        total > WD_BUF_EXPECT_MAX ||
+        (b->overflow > 0 && total >= b->overflow))
+        return;
+    if ((b->mem = malloc((size_t)total)) != NULL)
+        b->cap = (size_t)total;
+}
+
 int
 wd_buf_append(struct wd_buf *b, const void *data, size_t len)
 {

@@ -34,6 +34,15 @@ void wd_buf_free(struct wd_buf *b); /* NULL is fine */
 /* Append LEN bytes.  0 or -1 (errno). */
 int wd_buf_append(struct wd_buf *b, const void *data, size_t len);
 
+/*
+ * Hint: TOTAL bytes are coming (a request's Content-Length).  An empty
+ * buffer that will keep them in memory allocates them at once instead of
+ * growing 8, 16, 32... KiB with a copy each time.  Capped at
+ * WD_BUF_EXPECT_MAX; the pages are only touched as bytes arrive.
+ */
+#define WD_BUF_EXPECT_MAX (1u << 20)
+void wd_buf_expect(struct wd_buf *b, uint64_t total);
+
 /* Bytes not yet consumed. */
 uint64_t wd_buf_len(const struct wd_buf *b);
 /* Nonzero when the data lives in a temp file. */

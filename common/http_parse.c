@@ -964,6 +964,7 @@ parse_lines(struct wd_http_request *r, const char *blk, size_t n,
         r->body_expected = 1;
         if ((r->body = wd_buf_new(lim->inbuf_overflow)) == NULL)
             return -1;
+        wd_buf_expect(r->body, clen);
         pv->remain = clen;
         r->state = WD_REQ_BODY;
         return 0;

@@ -259,6 +259,39 @@ walk_parser(const char *in, size_t len, size_t step)
     cr_assert_gt(n, 1, "the parse allocates nothing?");
 }
 
+/*
+ * A body whose length is known is stored in one block allocated with the
+ * head (wd_buf_expect): no growing by doubling, with a copy each time,
+ * while its 8 KiB reads arrive.
+ */
+Test(allocfail, known_length_body_allocates_nothing_while_it_arrives)
+{
+    static const struct wd_http_limits big = {
+        .max_header = 262144,
+        .max_body = 1073741824,
+        .inbuf_overflow = 524288,
+    };
+    static char body[65536];
+    static const char head[] = "POST /up HTTP/1.1\r\nContent-Length: 65536\r\n\r\n";
+    struct wd_http_request *r = wd_http_request_new();
+    long after_head;
+
+    cr_assert_not_null(r);
+    memset(body, 'b', sizeof body);
+    arm(0);
+    cr_assert_eq(wd_http_request_feed(r, head, sizeof head - 1, &big),
+                 (ssize_t)(sizeof head - 1));
+    cr_assert_eq(r->state, WD_REQ_BODY);
+    after_head = nallocs;
+    for (size_t off = 0; off < sizeof body; off += 8192)
+        cr_assert_eq(wd_http_request_feed(r, body + off, 8192, &big), 8192);
+    cr_assert_eq(r->state, WD_REQ_DONE);
+    cr_assert_eq(nallocs, after_head, "%ld allocations for the body",
+                 nallocs - after_head);
+    wd_http_request_free(r);
+    cr_assert_eq(live, 0);
+}
+
 #define WALK(s, step) walk_parser((s), sizeof(s) - 1, (step))
 
 Test(allocfail, simple_get)

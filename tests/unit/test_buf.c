@@ -357,6 +357,32 @@ Test(buf, peek_memory_points_at_head)
     wd_buf_free(b);
 }
 
+Test(buf, expected_total_keeps_content_in_memory)
+{
+    struct wd_buf *b = wd_buf_new(524288);
+
+    /* the allocation count is checked in test_allocfail.c */
+    wd_buf_expect(b, 65536);
+    append_pattern(b, 0, 65536, 8192);
+    cr_assert_eq(wd_buf_is_file(b), 0);
+    cr_assert_eq(wd_buf_len(b), 65536);
+    drain_and_check(b, 0, 65536);
+    wd_buf_free(b);
+}
+
+Test(buf, expected_total_does_not_change_the_spill)
+{
+    struct wd_buf *b = wd_buf_new(20000);
+
+    wd_buf_expect(b, 20000); /* reaches overflow: goes to a file anyway */
+    append_pattern(b, 0, 19999, 1000);
+    cr_assert_eq(wd_buf_is_file(b), 0);
+    append_pattern(b, 19999, 1, 1);
+    cr_assert_eq(wd_buf_is_file(b), 1);
+    drain_and_check(b, 0, 20000);
+    wd_buf_free(b);
+}
+
 Test(buf, peek_file_gives_fd_and_offset)
 {
     struct wd_buf *b = wd_buf_new(9000);

@@ -56,6 +56,17 @@ int wd_log_error_fd(void);
 void wd_log_hold(void);
 void wd_log_release(void);
 
+/*
+ * The calling thread (an event loop) keeps its error-log records in a
+ * buffer until wd_log_flush, which the loop calls once per iteration:
+ * one write per batch instead of one per record.  wd_log_undefer
+ * flushes and goes back to writing each record at once.  Without memory
+ * for the buffer, records are written at once as before.
+ */
+void wd_log_defer(void);
+void wd_log_flush(void);
+void wd_log_undefer(void);
+
 /* One record.  MESSAGE may contain newlines (tracebacks follow it). */
 void wd_log(enum wd_log_level level, const char *category, const char *fmt,
             ...) __attribute__((format(printf, 3, 4)));

@@ -224,7 +224,13 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
         close(ready_fd);
     }
 
-    event_base_dispatch(base);
+    /* one iteration at a time, so that the loop's log records of the
+       iteration go out in one write (wd_log_defer) */
+    wd_log_defer();
+    while (event_base_loop(base, EVLOOP_ONCE) == 0 &&
+           !event_base_got_exit(base) && !event_base_got_break(base))
+        wd_log_flush();
+    wd_log_undefer();
 
     left = wd_pool_stop(pool, POOL_STOP_SECONDS);
     if (left > 0) {

@@ -109,6 +109,37 @@ Test(log, forked_child_logs_its_own_pid)
     assert_matches(slurp(epath), pattern);
 }
 
+Test(log, deferred_records_wait_for_flush_and_keep_their_order)
+{
+    static char big[70000];
+    const char *text;
+
+    cr_assert_eq(wd_log_open(epath, NULL), 0);
+    wd_log_defer();
+    wd_log(WD_LOG_WARNING, WD_CAT_QUEUE, "Task queue depth is %d", 1);
+    wd_log(WD_LOG_WARNING, WD_CAT_QUEUE, "Task queue depth is %d", 2);
+    cr_assert_str_eq(slurp(epath), "", "nothing written before the flush");
+    wd_log_flush();
+    text = slurp(epath);
+    cr_assert_not_null(strstr(text, "Task queue depth is 1\n"));
+    cr_assert_not_null(strstr(text, "Task queue depth is 2\n"));
+    cr_assert(strstr(text, "is 1\n") < strstr(text, "is 2\n"));
+
+    /* a record larger than the buffer goes out at once, after the ones
+       still waiting */
+    wd_log(WD_LOG_WARNING, WD_CAT_QUEUE, "Task queue depth is %d", 3);
+    memset(big, 'x', sizeof big - 1);
+    wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "%s", big);
+    text = slurp(epath);
+    cr_assert_not_null(strstr(text, "is 3\n"));
+    cr_assert(strstr(text, "is 3\n") < strstr(text, "xxxx"));
+    wd_log(WD_LOG_WARNING, WD_CAT_QUEUE, "Task queue depth is %d", 4);
+    wd_log_undefer(); /* flushes */
+    cr_assert_not_null(strstr(slurp(epath), "is 4\n"));
+    wd_log(WD_LOG_WARNING, WD_CAT_QUEUE, "Task queue depth is %d", 5);
+    cr_assert_not_null(strstr(slurp(epath), "is 5\n"), "written at once again");
+}
+
 Test(log, record_uses_local_time_zone)
 {
     setenv("TZ", "EST5", 1);

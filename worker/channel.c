@@ -71,7 +71,7 @@ struct wd_channel {
     struct wd_loop *loop;           /* borrowed */
     const struct wd_loop_listener *lst; /* borrowed */
     int fd;                         /* -1 once closed */
-    struct event *rev, *wev;
+    struct event *rev, *wev; /* wev: made on the first EAGAIN */
     int reading, writing; /* which events are added */
     int sndbuf;           /* send piece size (SO_SNDBUF) */
     char remote_addr[64];
@@ -233,7 +233,8 @@ wd_channel_close(struct wd_channel *ch)
         pthread_mutex_unlock(&ch->lock);
 
         event_free(ch->rev);
-        event_free(ch->wev);
+        if (ch->wev != NULL)
+            event_free(ch->wev);
         ch->rev = ch->wev = NULL;
         ch->reading = ch->writing = 0;
         close(ch->fd);
@@ -298,6 +299,8 @@ quiet_errno(int err)
     return err == ECONNRESET || err == ENOTCONN || err == ESHUTDOWN ||
            err == ECONNABORTED || err == EPIPE || err == EBADF;
 }
+
+static void write_cb(evutil_socket_t fd, short what, void *arg);
 
 /*
  * Send as much pending output as the socket takes.  Arms EV_WRITE only on
@@ -402,6 +405,16 @@ flush_output(struct wd_channel *ch)
         return -1;
     }
     if (blocked && !ch->writing) {
+        /* most connections never fill the socket buffer: the write
+           event is made the first time one does */
+        if (ch->wev == NULL &&
+            (ch->wev = event_new(ch->loop->base, ch->fd,
+                                 EV_WRITE | EV_PERSIST, write_cb,
+                                 ch)) == NULL) {
+            wd_log(WD_LOG_ERROR, WD_CAT_SERVER,
+                   "cannot wait for the socket: out of memory");
+            return -1;
+        }
         event_add(ch->wev, NULL);
         ch->writing = 1;
     }
@@ -991,7 +1004,7 @@ wd_task_stopping(struct wd_task *t)
 /* loop entry points                                                   */
 
 struct wd_channel *
-wd_channel_new(struct wd_loop *l, int fd, const struct wd_loop_listener *lst,
+wd_channel_new(struct wd_loop *l, int fd, struct wd_loop_listener *lst,
                const char *remote_addr, const char *remote_port)
 {
     struct wd_channel *ch;
@@ -1004,13 +1017,17 @@ wd_channel_new(struct wd_loop *l, int fd, const struct wd_loop_listener *lst,
     if (pthread_cond_init(&ch->drained, NULL) != 0)
         goto destroy_lock;
     ch->rev = event_new(l->base, fd, EV_READ | EV_PERSIST, read_cb, ch);
-    ch->wev = event_new(l->base, fd, EV_WRITE | EV_PERSIST, write_cb, ch);
-    if (ch->rev == NULL || ch->wev == NULL)
+    if (ch->rev == NULL)
         goto free_events;
-    slen = sizeof ch->sndbuf;
-    if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &ch->sndbuf, &slen) != 0 ||
-        ch->sndbuf <= 0)
-        ch->sndbuf = 65536;
+    /* an accepted socket starts with its listener's buffer size: asked
+       once per listener, not once per connection */
+    if (lst->sndbuf <= 0) {
+        slen = sizeof lst->sndbuf;
+        if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &lst->sndbuf, &slen) != 0 ||
+            lst->sndbuf <= 0)
+            lst->sndbuf = 65536;
+    }
+    ch->sndbuf = lst->sndbuf;
     ch->loop = l;
     ch->lst = lst;
     ch->fd = fd;

@@ -38,7 +38,7 @@ struct wd_channel;
  * linked into L's list and starts reading.  NULL on error.
  */
 struct wd_channel *wd_channel_new(struct wd_loop *l, int fd,
-                                  const struct wd_loop_listener *lst,
+                                  struct wd_loop_listener *lst,
                                   const char *remote_addr,
                                   const char *remote_port);
 

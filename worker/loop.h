@@ -26,6 +26,7 @@ struct wd_loop_listener {
     int fd;
     int unix_sock;        /* AF_UNIX: peer is "localhost" */
     char server_port[256]; /* SERVER_PORT: port, or the socket path */
+    int sndbuf;            /* SO_SNDBUF of its sockets, 0 until known */
     struct event *ev;
     struct wd_loop *loop; /* borrowed */
 };

@@ -381,6 +381,15 @@ wd_log_flush(void)
 }
 
 void
+wd_log_flush_signal(void)
+{
+    /* async-signal-safe: one write(2) of what is complete (defer_len is
+       raised only after a record is copied in), no state changed */
+    if (defer_buf != NULL && defer_len > 0)
+        write_all(wd_log_error_fd(), defer_buf, defer_len);
+}
+
+void
 wd_log_undefer(void)
 {
     wd_log_flush();

@@ -66,6 +66,9 @@ void wd_log_release(void);
 void wd_log_defer(void);
 void wd_log_flush(void);
 void wd_log_undefer(void);
+/* From a signal handler on the deferring thread: write what is waiting
+ * (async-signal-safe; for a handler that ends the process). */
+void wd_log_flush_signal(void);
 
 /* One record.  MESSAGE may contain newlines (tracebacks follow it). */
 void wd_log(enum wd_log_level level, const char *category, const char *fmt,

@@ -84,6 +84,37 @@ def rss_kib(pid):
     raise AssertionError("no VmRSS")
 
 
+def test_fast_stop_writes_the_loops_last_log_lines(server_factory):
+    # The loop thread's records are written once per loop iteration; a
+    # worker told to stop at once (SIGINT) must still write the records
+    # of the iteration it stops in (SPEC.md 4.4: exit after flushing
+    # logs).  SIGSTOP makes the request bytes and the signal arrive in
+    # the same iteration: the post logs "Task queue depth is 1" (the only
+    # thread is busy), then the signal handler runs.
+    srv = server_factory(APP, threads=1)
+    (pid,) = worker_pids(srv)
+    busy = srv.connect()
+    busy.sendall(b"GET /slow?3 HTTP/1.1\r\n\r\n")
+    idle = srv.connect()
+    time.sleep(0.5)  # the slow request runs, the second connection is open
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(0.2)
+        idle.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        time.sleep(0.2)
+        os.kill(pid, signal.SIGINT)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{pid}/status") and time.monotonic() < deadline:
+        if "State:\tZ" in pathlib.Path(f"/proc/{pid}/status").read_text():
+            break
+        time.sleep(0.05)
+    busy.close()
+    idle.close()
+    assert "Task queue depth is 1" in srv.log()
+
+
 # --- keep-alive -----------------------------------------------------------
 
 

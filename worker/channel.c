@@ -884,12 +884,14 @@ wd_task_writev(struct wd_task *t, const struct iovec *iov, int iovcnt)
         pthread_mutex_unlock(&ch->lock);
         return WD_AGAIN;
     }
-    direct = ch->out_head == NULL && total >= (size_t)t->cfg->send_bytes &&
+    direct = ch->total_out == 0 && total >= (size_t)t->cfg->send_bytes &&
              (!t->wrote || total >= WD_DIRECT_SEND_MIN);
     t->wrote = 1;
     if (direct) {
-        /* nothing queued before these bytes, and the loop's flush holds
-           the lock while it sends: order is kept (SPEC.md 5.3) */
+        /* nothing pending before these bytes (the loop keeps its
+           drained last buffer for reuse, so the list need not be
+           empty), and the loop's flush holds the lock while it sends:
+           order is kept (SPEC.md 5.3) */
         struct msghdr mh = {.msg_iov = (struct iovec *)iov,
                             .msg_iovlen = (size_t)iovcnt};
         ssize_t n;

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import read_all, read_response
+from conftest import rss_kib, read_all, read_response
 
 APP = "connapp:app"
 
@@ -75,13 +75,6 @@ def is_closed(s, timeout=5):
 def worker_pids(srv):
     children = pathlib.Path(f"/proc/{srv.proc.pid}/task/{srv.proc.pid}/children")
     return [int(p) for p in children.read_text().split()]
-
-
-def rss_kib(pid):
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def test_fast_stop_writes_the_loops_last_log_lines(server_factory):

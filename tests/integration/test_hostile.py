@@ -19,7 +19,7 @@ import zlib
 
 import pytest
 
-from conftest import WAITRESSD, Server, read_all, read_response
+from conftest import rss_kib, WAITRESSD, Server, read_all, read_response
 
 APP = "hostile:app"
 MIB = 1024 * 1024
@@ -85,13 +85,6 @@ def cpu_ticks(pid):
     stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2:].split()
     return int(fields[11]) + int(fields[12])
-
-
-def rss_kib(pid):
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def fd_count(pid):

@@ -89,6 +89,20 @@ wait_done(int n)
     pthread_mutex_unlock(&mu);
 }
 
+/* N tasks with ids 0..N-1 ran, each exactly once (in any order). */
+static void
+assert_each_ran_once(int n)
+{
+    int seen[64] = {0};
+
+    cr_assert_leq(n, 64);
+    cr_assert_eq(nrun, n);
+    for (int i = 0; i < n; i++)
+        seen[order[i]]++;
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(seen[i], 1, "task %d ran %d times", i, seen[i]);
+}
+
 static char logpath[64];
 
 static void
@@ -139,7 +153,6 @@ Test(pool, one_thread_runs_tasks_in_fifo_order)
 Test(pool, every_task_runs_once_with_many_threads)
 {
     struct wd_pool *p;
-    int seen[50] = {0};
 
     reset();
     p = wd_pool_new(4, &ops);
@@ -147,11 +160,7 @@ Test(pool, every_task_runs_once_with_many_threads)
     for (int i = 0; i < 50; i++)
         wd_pool_post(p, task_with_id(i));
     wait_done(50);
-    cr_assert_eq(nrun, 50);
-    for (int i = 0; i < 50; i++)
-        seen[order[i]]++;
-    for (int i = 0; i < 50; i++)
-        cr_assert_eq(seen[i], 1);
+    assert_each_ran_once(50);
     cr_assert_eq(wd_pool_stop(p, 5), 0);
     wd_pool_free(p);
 }
@@ -341,7 +350,6 @@ Test(pool, a_task_blocked_without_the_gil_does_not_hold_the_queue)
 Test(pool, every_task_runs_with_baton_and_many_threads)
 {
     struct wd_pool *p;
-    int seen[64] = {0};
 
     baton_reset(1, -1);
     p = wd_pool_new(4, &baton_ops);
@@ -352,11 +360,7 @@ Test(pool, every_task_runs_with_baton_and_many_threads)
             usleep(200); /* let the queue run dry now and then */
     }
     wait_done(64);
-    cr_assert_eq(nrun, 64);
-    for (int i = 0; i < 64; i++)
-        seen[order[i]]++;
-    for (int i = 0; i < 64; i++)
-        cr_assert_eq(seen[i], 1);
+    assert_each_ran_once(64);
     cr_assert_eq(wd_pool_stop(p, 5), 0);
     cr_assert_eq(gil_held, 0);
     wd_pool_free(p);

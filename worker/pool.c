@@ -19,6 +19,10 @@
  *
  * Wake-ups are counted (tokens): a thread leaves its wait only with a
  * token, so spurious or merged wake-ups cannot make two standbys.
+ *
+ * Borrowing.  The loop thread may run tasks itself while the pool is
+ * idle (worker/inline.c); it then holds one of the NTHREADS places, so
+ * the pool's threads start a task only while fewer than NTHREADS run.
  */
 #include "autoconfig.h"
 
@@ -46,9 +50,18 @@ struct wd_pool {
     unsigned waiting;    /* threads waiting for a token */
     unsigned tokens;     /* wake-ups granted and not yet taken */
     unsigned candidates; /* woken, on their way to the GIL */
+    int borrowed;        /* the loop thread runs tasks itself (counted
+                            in active: at most nthreads run at once) */
     int stop;
     pthread_t *tids;
 };
+
+/* Under lock: a thread may start one more task. */
+static int
+has_room(const struct wd_pool *p)
+{
+    return p->active < p->nthreads;
+}
 
 static int
 ring_push(struct wd_pool *p, struct wd_task *t)
@@ -91,7 +104,7 @@ ring_pop(struct wd_pool *p)
 static void
 want_standby(struct wd_pool *p)
 {
-    if (p->len > 0 && p->candidates + p->tokens == 0 &&
+    if (p->len > 0 && has_room(p) && p->candidates + p->tokens == 0 &&
         p->waiting > p->tokens) {
         p->tokens++;
         pthread_cond_signal(&p->ready);
@@ -124,7 +137,7 @@ thread_main(void *arg)
            no thread waiting while this one was between tasks) */
         p->waiting++;
         while (!p->stop && p->tokens == 0 &&
-               !(p->len > 0 && p->candidates == 0))
+               !(p->len > 0 && p->candidates == 0 && has_room(p)))
             pthread_cond_wait(&p->ready, &p->lock);
         p->waiting--;
         if (p->stop)
@@ -139,7 +152,7 @@ thread_main(void *arg)
 
         pthread_mutex_lock(&p->lock);
         p->candidates--;
-        while (!p->stop && (t = ring_pop(p)) != NULL) {
+        while (!p->stop && has_room(p) && (t = ring_pop(p)) != NULL) {
             set_active(p, 1);
             want_standby(p);
             pthread_mutex_unlock(&p->lock);
@@ -232,6 +245,33 @@ wd_pool_post(struct wd_pool *p, struct wd_task *t)
     if (queued > idle)
         wd_log(WD_LOG_WARNING, WD_CAT_QUEUE, "Task queue depth is %zu",
                queued - idle);
+}
+
+int
+wd_pool_borrow(struct wd_pool *p)
+{
+    int ok;
+
+    pthread_mutex_lock(&p->lock);
+    ok = !p->stop && !p->borrowed && p->len == 0 && p->active == 0;
+    if (ok) {
+        p->borrowed = 1;
+        set_active(p, 1);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return ok;
+}
+
+void
+wd_pool_give_back(struct wd_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->borrowed) {
+        p->borrowed = 0;
+        set_active(p, -1);
+        want_standby(p); /* tasks may have waited for the place */
+    }
+    pthread_mutex_unlock(&p->lock);
 }
 
 size_t

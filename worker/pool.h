@@ -42,6 +42,16 @@ int wd_pool_start(struct wd_pool *p);
  */
 void wd_pool_post(struct wd_pool *p, struct wd_task *t);
 
+/*
+ * loop: take one of the NTHREADS places to run tasks on the loop thread
+ * (worker/inline.c).  Granted only while no task runs or waits; until
+ * wd_pool_give_back the pool runs at most NTHREADS - 1 tasks at once, and
+ * the place counts in wd_pool_busy.  1 if granted, else 0.
+ */
+int wd_pool_borrow(struct wd_pool *p);
+/* any thread: give the borrowed place back (nothing if none is). */
+void wd_pool_give_back(struct wd_pool *p);
+
 /* any thread: tasks waiting, and threads running a task. */
 size_t wd_pool_queued(struct wd_pool *p);
 size_t wd_pool_busy(struct wd_pool *p);

@@ -366,6 +366,96 @@ Test(pool, every_task_runs_with_baton_and_many_threads)
     wd_pool_free(p);
 }
 
+/* Poll (bounded) until the pool shows BUSY running and QUEUED waiting. */
+static void
+wait_counts(struct wd_pool *p, size_t busy, size_t queued)
+{
+    for (int i = 0; i < 5000; i++) {
+        if (wd_pool_busy(p) == busy && wd_pool_queued(p) == queued)
+            return;
+        usleep(1000);
+    }
+    cr_assert_fail("busy %zu queued %zu, wanted %zu and %zu",
+                   wd_pool_busy(p), wd_pool_queued(p), busy, queued);
+}
+
+static void
+close_gate(void)
+{
+    pthread_mutex_lock(&mu);
+    gate_open = 0;
+    pthread_mutex_unlock(&mu);
+}
+
+Test(pool, a_place_is_borrowed_only_from_an_idle_pool)
+{
+    struct wd_pool *p;
+
+    reset();
+    p = wd_pool_new(2, &ops);
+    cr_assert_eq(wd_pool_start(p), 0);
+    cr_assert_eq(wd_pool_borrow(p), 1);
+    cr_assert_eq(wd_pool_busy(p), 1, "the borrowed place counts as busy");
+    cr_assert_eq(wd_pool_borrow(p), 0, "one place at a time");
+    wd_pool_give_back(p);
+    cr_assert_eq(wd_pool_busy(p), 0);
+
+    close_gate();
+    wd_pool_post(p, task_with_id(0));
+    wait_counts(p, 1, 0);
+    cr_assert_eq(wd_pool_borrow(p), 0, "refused while a task runs");
+    open_gate();
+    wait_done(1);
+    wait_counts(p, 0, 0);
+    cr_assert_eq(wd_pool_borrow(p), 1);
+    wd_pool_give_back(p);
+    cr_assert_eq(wd_pool_stop(p, 5), 0);
+    wd_pool_free(p);
+}
+
+Test(pool, a_borrowed_place_is_one_of_the_threads)
+{
+    struct wd_pool *p;
+
+    reset();
+    p = wd_pool_new(2, &ops);
+    cr_assert_eq(wd_pool_start(p), 0);
+    cr_assert_eq(wd_pool_borrow(p), 1);
+    close_gate();
+    wd_pool_post(p, task_with_id(0));
+    wd_pool_post(p, task_with_id(1));
+    wait_counts(p, 2, 1); /* the place + task 0; task 1 waits */
+    usleep(50000);
+    cr_assert_eq(wd_pool_queued(p), 1, "a third task ran with 2 threads");
+    wd_pool_give_back(p);
+    wait_counts(p, 2, 0); /* task 1 took the place */
+    open_gate();
+    wait_done(2);
+    assert_each_ran_once(2);
+    cr_assert_eq(wd_pool_stop(p, 5), 0);
+    wd_pool_free(p);
+}
+
+Test(pool, one_thread_waits_for_the_borrowed_place)
+{
+    struct wd_pool *p;
+
+    reset();
+    p = wd_pool_new(1, &ops);
+    cr_assert_eq(wd_pool_start(p), 0);
+    cr_assert_eq(wd_pool_borrow(p), 1);
+    for (int i = 0; i < 3; i++)
+        wd_pool_post(p, task_with_id(i));
+    usleep(50000);
+    cr_assert_eq(nrun, 0, "a task ran beside the borrowed place");
+    wd_pool_give_back(p);
+    wait_done(3);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(order[i], i);
+    cr_assert_eq(wd_pool_stop(p, 5), 0);
+    wd_pool_free(p);
+}
+
 Test(pool, zero_threads_is_refused)
 {
     cr_assert_null(wd_pool_new(0, &ops));

@@ -363,6 +363,7 @@ record_prefix(char *out, size_t cap)
 #define DEFER_CAP 65536
 static _Thread_local char *defer_buf;
 static _Thread_local size_t defer_len;
+static _Thread_local int defer_paused;
 
 void
 wd_log_defer(void)
@@ -390,6 +391,14 @@ wd_log_flush_signal(void)
 }
 
 void
+wd_log_defer_pause(int paused)
+{
+    if (paused)
+        wd_log_flush();
+    defer_paused = paused;
+}
+
+void
 wd_log_undefer(void)
 {
     wd_log_flush();
@@ -401,7 +410,7 @@ wd_log_undefer(void)
 static int
 defer_record(const char *line, size_t len)
 {
-    if (defer_buf == NULL)
+    if (defer_buf == NULL || defer_paused)
         return 0;
     if (len > DEFER_CAP) {
         wd_log_flush(); /* the earlier records first */

@@ -66,6 +66,9 @@ void wd_log_release(void);
 void wd_log_defer(void);
 void wd_log_flush(void);
 void wd_log_undefer(void);
+/* Nonzero: write at once for now (what waits is written first); 0: defer
+ * again.  For app code run on the loop thread, which may outlive it. */
+void wd_log_defer_pause(int paused);
 /* From a signal handler on the deferring thread: write what is waiting
  * (async-signal-safe; for a handler that ends the process). */
 void wd_log_flush_signal(void);

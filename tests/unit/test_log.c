@@ -140,6 +140,26 @@ Test(log, deferred_records_wait_for_flush_and_keep_their_order)
     cr_assert_not_null(strstr(slurp(epath), "is 5\n"), "written at once again");
 }
 
+Test(log, a_paused_deferral_writes_at_once_and_in_order)
+{
+    const char *text;
+
+    cr_assert_eq(wd_log_open(epath, NULL), 0);
+    wd_log_defer();
+    wd_log(WD_LOG_WARNING, WD_CAT_QUEUE, "waiting %d", 1);
+    wd_log_defer_pause(1); /* writes "waiting 1" first */
+    wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "app says %d", 2);
+    text = slurp(epath);
+    cr_assert_not_null(strstr(text, "waiting 1\n"));
+    cr_assert_not_null(strstr(text, "app says 2\n"), "written while paused");
+    cr_assert(strstr(text, "waiting 1") < strstr(text, "app says 2"));
+    wd_log_defer_pause(0);
+    wd_log(WD_LOG_WARNING, WD_CAT_QUEUE, "waiting %d", 3);
+    cr_assert_null(strstr(slurp(epath), "waiting 3"), "deferred again");
+    wd_log_undefer();
+    cr_assert_not_null(strstr(slurp(epath), "waiting 3\n"));
+}
+
 Test(log, record_uses_local_time_zone)
 {
     setenv("TZ", "EST5", 1);

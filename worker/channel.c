@@ -527,6 +527,9 @@ answer_error(struct wd_channel *ch, struct wd_http_request *r)
     wd_loop_request_done(ch->loop);
     ch->last_activity = wd_loop_now();
     close_after_flush(ch);
+    /* the records that explain the error are written before the client
+       can read the answer, not at the end of the loop's iteration */
+    wd_log_flush();
 }
 
 static struct wd_http_request *

@@ -42,6 +42,7 @@
 #include "config.h"
 #include "errors.h"
 #include "http_parse.h"
+#include "inline.h"
 #include "log.h"
 #include "loop.h"
 #include "mailbox.h"
@@ -582,8 +583,10 @@ start_task(struct wd_channel *ch, struct wd_http_request *r)
     start_new_output_buffer(ch);
     ch->task = t;
     l->ntasks++;
-    wd_pool_post(l->pool, t);
-    wd_loop_task_posted(l);
+    if (l->inl != NULL && wd_inline_take(l->inl, t))
+        wd_loop_task_posted(l);
+    else
+        wd_task_post(t);
 }
 
 /*
@@ -823,6 +826,28 @@ wd_channel_mailbox_cb(struct wd_mb_node *node, unsigned flags, void *arg)
 }
 
 void
+wd_task_post(struct wd_task *t)
+{
+    struct wd_loop *l = t->ch->loop;
+
+    wd_pool_post(l->pool, t);
+    wd_loop_task_posted(l);
+}
+
+void
+wd_task_finish(struct wd_task *t)
+{
+    struct wd_channel *ch = t->ch;
+
+    /* output the task posted is still queued: finishing here could free
+       the channel under the queued node, so the loop's callback finishes
+       it after the output, as for a pool thread's task */
+    if (wd_mailbox_merge(ch->loop->mailbox, &ch->mb, WD_MB_DONE))
+        return;
+    task_finished(ch);
+}
+
+void
 wd_task_done(struct wd_task *t)
 {
     struct wd_channel *ch = t->ch;
@@ -975,8 +1000,10 @@ wd_task_wait_writable(struct wd_task *t)
 
     pthread_mutex_lock(&ch->lock);
     if (ch->connected && ch->total_out > hwm) {
-        /* make sure the loop is sending while we wait */
+        /* make sure the loop is sending while we wait (a loop thread
+           running this task inline hands the loop over first) */
         pthread_mutex_unlock(&ch->lock);
+        wd_inline_blocking();
         wd_mailbox_post(ch->loop->mailbox, &ch->mb, WD_MB_OUTPUT);
         pthread_mutex_lock(&ch->lock);
     }

@@ -65,6 +65,12 @@ enum wd_channel_state wd_channel_state(struct wd_channel *ch);
 void wd_channel_mailbox_cb(struct wd_mb_node *node, unsigned flags,
                            void *arg);
 
+/* loop owner: hand T to the pool (worker/inline.c gives back what it
+ * kept but cannot run). */
+void wd_task_post(struct wd_task *t);
+/* loop owner: T, run on this thread, has finished; frees it and goes on
+ * with the connection. */
+void wd_task_finish(struct wd_task *t);
 /* pool, GIL not needed: the task has finished; last access to T. */
 void wd_task_done(struct wd_task *t);
 /* loop: free a task that was never run (worker exit). */

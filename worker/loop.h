@@ -36,6 +36,7 @@ struct wd_loop {
     struct event_base *base;
     struct wd_mailbox *mailbox;
     struct wd_pool *pool; /* borrowed; set before the loop runs */
+    struct wd_inline *inl; /* borrowed; NULL: every task goes to the pool */
     struct wd_http_limits limits;
 
     struct wd_loop_listener *listeners;

@@ -154,3 +154,17 @@ wd_mailbox_post(struct wd_mailbox *mb, struct wd_mb_node *node,
         wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "mailbox write: %s",
                strerror(errno));
 }
+
+int
+wd_mailbox_merge(struct wd_mailbox *mb, struct wd_mb_node *node,
+                 unsigned flags)
+{
+    int queued;
+
+    pthread_mutex_lock(&mb->lock);
+    queued = node->queued;
+    if (queued)
+        node->flags |= flags;
+    pthread_mutex_unlock(&mb->lock);
+    return queued;
+}

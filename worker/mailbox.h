@@ -43,4 +43,11 @@ void wd_mailbox_free(struct wd_mailbox *mb);
 void wd_mailbox_post(struct wd_mailbox *mb, struct wd_mb_node *node,
                      unsigned flags);
 
+/*
+ * any thread: when NODE is queued, merge FLAGS into it and return 1 (the
+ * loop's callback will see them); else 0 and nothing changes.
+ */
+int wd_mailbox_merge(struct wd_mailbox *mb, struct wd_mb_node *node,
+                     unsigned flags);
+
 #endif

@@ -3,14 +3,17 @@
  * pool.c) and the WSGI bridge (wsgi*.c).
  *
  * The loop makes one task per complete request and posts it to the pool.
- * A pool thread calls wd_wsgi_run(task) with the GIL held; the bridge
- * builds the environ from the task, calls the app and sends the response
- * through the wd_task_* output functions below.  When wd_wsgi_run returns,
- * the pool hands the task back to the loop (wd_task_done), which frees it
- * and goes on with the next pipelined request or closes.
+ * A pool thread -- or the loop thread itself, between two iterations,
+ * while the pool is idle (inline.c) -- calls wd_wsgi_run(task) with the
+ * GIL held; the bridge builds the environ from the task, calls the app
+ * and sends the response through the wd_task_* output functions below.
+ * When wd_wsgi_run returns, the task goes back to the loop (wd_task_done
+ * or wd_task_finish), which frees it and goes on with the next pipelined
+ * request or closes.
  *
- * Threads: the output functions are called from the pool thread that runs
- * the task, never from the loop.  None of them needs the GIL, and only
+ * Threads: the output functions are called from the thread that runs
+ * the task, never from inside a loop callback.  None of them needs the
+ * GIL, and only
  * wd_task_wait_writable blocks, so the bridge releases the GIL around that
  * one call only.
  */
@@ -47,6 +50,7 @@ struct wd_task {
     char *log_remote_addr; /* REMOTE_ADDR after proxy headers, or NULL (owned) */
     int app_exception;    /* the app raised (counted in the scoreboard) */
     int wrote;            /* output functions: something was written */
+    struct wd_task *inline_next; /* worker/inline.c: kept tasks */
 };
 
 /*

@@ -7,8 +7,10 @@
  * and keep it), unblocks signals on this thread only, tells the master it
  * is ready and runs the loop until a graceful stop has drained it.
  *
- * The loop thread never holds the GIL and never calls Python, except for
- * wd_wsgi_shutdown once the pool has stopped.
+ * Between two iterations of the loop, this thread runs the requests the
+ * loop kept for it while the pool was idle, taking the GIL for them
+ * (worker/inline.c); a relief thread runs the loop meanwhile if one of
+ * them blocks.  Otherwise the loop thread does not hold the GIL.
  *
  * The scoreboard slot the master claimed for us gets the thread count,
  * the busy-thread gauge (around every task) and, from the loop, the
@@ -31,6 +33,7 @@
 
 #include "channel.h"
 #include "config.h"
+#include "inline.h"
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
@@ -150,8 +153,17 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
         .discard = wd_task_discard,
     };
     struct event *sigev[WD_ARRAY_LEN(handled_signals)] = {0};
+    static const struct wd_inline_ops inline_ops = {
+        .enter = wd_wsgi_home_enter,
+        .leave = wd_wsgi_home_leave,
+        .run = run_task,
+        .finish = wd_task_finish,
+        .done = wd_task_done,
+        .post = wd_task_post,
+    };
     struct event_base *base = NULL;
     struct wd_pool *pool = NULL;
+    struct wd_inline *inl = NULL;
     struct wd_loop loop;
     sigset_t none;
     unsigned left;
@@ -216,6 +228,13 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
         goto cleanup;
     }
     loop.pool = pool;
+    inl = wd_inline_new(base, pool, &inline_ops);
+    if (inl == NULL || wd_inline_start(inl) != 0) {
+        wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot start the relief thread");
+        rc = WD_EXIT_BOOT;
+        goto cleanup;
+    }
+    loop.inl = inl;
     if (own_slot != NULL)
         wd_sb_set_threads(own_slot, (uint32_t)cfg->threads);
     wd_loop_start_heartbeat(&loop);
@@ -230,12 +249,26 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
     }
 
     /* one iteration at a time, so that the loop's log records of the
-       iteration go out in one write (wd_log_defer) */
+       iteration go out in one write (wd_log_defer), and the requests it
+       kept run between iterations (worker/inline.c) */
     wd_log_defer();
-    while (event_base_loop(base, EVLOOP_ONCE) == 0 &&
-           !event_base_got_exit(base) && !event_base_got_break(base))
+    for (;;) {
+        int flags = EVLOOP_ONCE;
+
+        if (wd_inline_pending(inl))
+            flags |= EVLOOP_NONBLOCK; /* kept requests are waiting */
+        if (event_base_loop(base, flags) != 0 || event_base_got_exit(base) ||
+            event_base_got_break(base))
+            break;
         wd_log_flush();
+        if (wd_inline_run(inl))
+            break; /* the loop ended while the relief thread ran it */
+        wd_log_flush();
+    }
     wd_log_undefer();
+    wd_inline_free(inl);
+    inl = NULL;
+    loop.inl = NULL;
 
     left = wd_pool_stop(pool, POOL_STOP_SECONDS);
     if (left > 0) {
@@ -252,6 +285,7 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
            (long)getpid());
 
 cleanup:
+    wd_inline_free(inl);
     if (pool != NULL) {
         wd_pool_stop(pool, POOL_STOP_SECONDS);
         wd_pool_free(pool);

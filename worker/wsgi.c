@@ -1156,6 +1156,24 @@ wd_wsgi_leave(void)
     thread_ts = PyEval_SaveThread();
 }
 
+void
+wd_wsgi_home_enter(void)
+{
+    if (thread_entered)
+        return;
+    PyEval_RestoreThread(main_ts);
+    thread_entered = 1;
+}
+
+void
+wd_wsgi_home_leave(void)
+{
+    if (!thread_entered)
+        return;
+    thread_entered = 0;
+    main_ts = PyEval_SaveThread();
+}
+
 /* ---------------------------------------------------------------------
  * Boot
  */

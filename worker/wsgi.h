@@ -30,6 +30,11 @@ void wd_wsgi_thread_stop(void);
 void wd_wsgi_enter(void);
 void wd_wsgi_leave(void);
 
+/* The boot (loop) thread: the same around the tasks it runs itself
+ * (worker/inline.c), with the thread state Python was booted on. */
+void wd_wsgi_home_enter(void);
+void wd_wsgi_home_leave(void);
+
 /* Pool thread: run one task end to end.  Inside enter/leave the GIL is
  * already held; otherwise the call takes and releases it itself. */
 void wd_wsgi_run(struct wd_task *t);

@@ -3,6 +3,8 @@
   /hold?file=PATH -> waits until PATH exists (at most 30 s), then the pid:
                      keeps one application thread busy for as long as
                      the test wants, with no timing in the test
+  /big?n=BYTES    -> BYTES of "b" in 64 KiB pieces (a slow reader fills
+                     the output buffer: the app waits for the loop)
   anything else   -> the pid
 """
 import os
@@ -10,7 +12,19 @@ import time
 from urllib.parse import parse_qs
 
 
+def big(n):
+    piece = b"b" * 65536
+    while n > 0:
+        yield piece[:n]
+        n -= len(piece)
+
+
 def app(environ, start_response):
+    if environ.get("PATH_INFO") == "/big":
+        n = int(parse_qs(environ.get("QUERY_STRING", "")).get("n", ["0"])[0])
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", str(n))])
+        return big(n)
     if environ.get("PATH_INFO") == "/hold":
         path = parse_qs(environ.get("QUERY_STRING", "")).get("file", [""])[0]
         deadline = time.monotonic() + 30

@@ -1,6 +1,7 @@
 """Shared fixtures: start the real waitressd on a free loopback port with a
 fixture app from tests/apps/, talk to it over raw sockets, stop it, and
 fail the test if its log shows a sanitizer report or a crash."""
+import json
 import os
 import pathlib
 import signal
@@ -137,6 +138,27 @@ class Server:
         self.stop()
         if exc[0] is None:
             self.check_log()
+
+
+def wait_for(cond, timeout=15.0, step=0.02):
+    """Poll COND until it returns something true (returned) or TIMEOUT
+    seconds pass (then its last value)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(step)
+    return cond()
+
+
+def stats(port):
+    """The master's JSON stats document, from the --stats TCP port."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        status, _, body = read_response(s)
+    assert status == "HTTP/1.0 200 OK"
+    return json.loads(body)
 
 
 def rss_kib(pid):

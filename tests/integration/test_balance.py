@@ -4,7 +4,6 @@ all held by a slow request leaves new connections to its siblings.
 Real binary, loopback only; responses name the worker that served them;
 no assertion depends on timing."""
 import collections
-import json
 import os
 import select
 import signal
@@ -13,25 +12,7 @@ import time
 
 import pytest
 
-from conftest import Server, free_port, read_response
-
-
-def stats(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        status, _, body = read_response(s)
-    assert status == "HTTP/1.0 200 OK"
-    return json.loads(body)
-
-
-def wait_for(cond, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    return cond()
+from conftest import Server, free_port, read_response, stats, wait_for
 
 
 @pytest.fixture

@@ -1,0 +1,363 @@
+/*
+ * inline.c - requests run on the loop thread (see inline.h).
+ *
+ * States of the loop (in->state):
+ *   HOME   the home thread owns the loop: it runs an iteration, or
+ *          finishes a task, or is between the two;
+ *   APP    the home thread runs an app; the loop is idle and the relief
+ *          thread may claim it (APP -> TAKEN, one compare-and-swap);
+ *   TAKEN  the relief thread runs the loop; it stores HOME once the home
+ *          thread asks for it back (want_back) or the loop has ended.
+ * The home thread leaves APP by the compare-and-swap APP -> HOME; when it
+ * fails, the loop was taken and the task is handed back through the
+ * mailbox like a pool thread's.
+ *
+ * The relief thread sleeps until the home thread arms it for a batch,
+ * then looks every RELIEF_TICK_NS; it takes over when it sees the same
+ * task in APP twice in a row (it has run at least one tick) or at once
+ * when asked (wd_inline_blocking).  After RELIEF_IDLE_TICKS looks without
+ * a task it goes back to sleep, so an idle worker has no timer running.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "inline.h"
+#include "log.h"
+#include "pool.h"
+#include "task.h"
+
+#define RELIEF_TICK_NS 1000000L /* 1 ms */
+#define RELIEF_IDLE_TICKS 100
+
+enum { HOME, APP, TAKEN };
+
+struct wd_inline {
+    struct event_base *base;
+    struct wd_pool *pool;
+    struct wd_inline_ops ops;
+    pthread_t home;
+
+    /* kept tasks: touched by the loop's owner only */
+    struct wd_task *head, *tail;
+    int count;
+    int holding; /* home: holds a pool place (wd_pool_borrow) */
+
+    int state;     /* atomic: HOME, APP, TAKEN */
+    unsigned seq;  /* atomic: bumped as each task starts */
+    int want_back; /* atomic: home waits for the loop */
+    int ended;     /* under lock: the loop ended while TAKEN */
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* relief waits */
+    pthread_cond_t back; /* home waits for HOME */
+    int armed;           /* under lock: relief is watching */
+    int urgent;          /* under lock: take over now */
+    int stop;            /* under lock */
+    int started;
+    pthread_t relief;
+};
+
+/* the home thread, while it runs a task */
+static _Thread_local struct wd_inline *running_here;
+
+static struct wd_task *
+pop(struct wd_inline *in)
+{
+    struct wd_task *t = in->head;
+
+    if (t != NULL) {
+        in->head = t->inline_next;
+        if (in->head == NULL)
+            in->tail = NULL;
+        t->inline_next = NULL;
+        in->count--;
+    }
+    return t;
+}
+
+/* relief: run the loop until the home thread wants it back. */
+static void
+take_over(struct wd_inline *in)
+{
+    struct wd_task *t;
+    int ended = 0;
+
+    /* the tasks the home thread has not started would wait behind the
+       blocked one: the pool runs them */
+    while ((t = pop(in)) != NULL)
+        in->ops.post(t);
+    while (!__atomic_load_n(&in->want_back, __ATOMIC_ACQUIRE)) {
+        if (event_base_loop(in->base, EVLOOP_ONCE) != 0 ||
+            event_base_got_exit(in->base) || event_base_got_break(in->base)) {
+            ended = 1;
+            break;
+        }
+    }
+    pthread_mutex_lock(&in->lock);
+    in->ended = ended;
+    __atomic_store_n(&in->state, HOME, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&in->back);
+    pthread_mutex_unlock(&in->lock);
+}
+
+static void
+tick_deadline(struct timespec *ts)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_nsec += RELIEF_TICK_NS;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static void *
+relief_main(void *arg)
+{
+    struct wd_inline *in = arg;
+    struct timespec ts;
+    unsigned last_seq = 0;
+    int seen = 0, idle = 0;
+
+    pthread_mutex_lock(&in->lock);
+    while (!in->stop) {
+        int state;
+        unsigned seq;
+
+        if (!in->armed && !in->urgent) {
+            seen = 0;
+            pthread_cond_wait(&in->wake, &in->lock);
+            continue;
+        }
+        if (!in->urgent) {
+            tick_deadline(&ts);
+            pthread_cond_timedwait(&in->wake, &in->lock, &ts);
+            if (in->stop)
+                break;
+        }
+        state = __atomic_load_n(&in->state, __ATOMIC_ACQUIRE);
+        seq = __atomic_load_n(&in->seq, __ATOMIC_RELAXED);
+        if (state == APP && (in->urgent || (seen && seq == last_seq))) {
+            int expected = APP;
+
+            in->urgent = 0;
+            seen = 0;
+            pthread_mutex_unlock(&in->lock);
+            if (__atomic_compare_exchange_n(&in->state, &expected, TAKEN, 0,
+                                            __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE))
+                take_over(in);
+            pthread_mutex_lock(&in->lock);
+            continue;
+        }
+        in->urgent = 0;
+        if (state == APP) {
+            seen = 1;
+            last_seq = seq;
+            idle = 0;
+        } else {
+            seen = 0;
+            if (++idle >= RELIEF_IDLE_TICKS) {
+                in->armed = 0;
+                idle = 0;
+            }
+        }
+    }
+    pthread_mutex_unlock(&in->lock);
+    return NULL;
+}
+
+struct wd_inline *
+wd_inline_new(struct event_base *base, struct wd_pool *pool,
+              const struct wd_inline_ops *ops)
+{
+    struct wd_inline *in = calloc(1, sizeof *in);
+    pthread_condattr_t ca;
+
+    if (in == NULL)
+        return NULL;
+    if (pthread_condattr_init(&ca) != 0)
+        goto free_in;
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (pthread_mutex_init(&in->lock, NULL) != 0)
+        goto destroy_attr;
+    if (pthread_cond_init(&in->wake, &ca) != 0)
+        goto destroy_lock;
+    if (pthread_cond_init(&in->back, NULL) != 0)
+        goto destroy_wake;
+    pthread_condattr_destroy(&ca);
+    in->base = base;
+    in->pool = pool;
+    in->ops = *ops;
+    in->home = pthread_self();
+    return in;
+
+destroy_wake:
+    pthread_cond_destroy(&in->wake);
+destroy_lock:
+    pthread_mutex_destroy(&in->lock);
+destroy_attr:
+    pthread_condattr_destroy(&ca);
+free_in:
+    free(in);
+    return NULL;
+}
+
+int
+wd_inline_start(struct wd_inline *in)
+{
+    sigset_t all, old;
+    int rc;
+
+    /* signals belong to the home thread (evsignal) */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    rc = pthread_create(&in->relief, NULL, relief_main, in);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot start the relief thread: %s",
+               strerror(rc));
+        return -1;
+    }
+    in->started = 1;
+    return 0;
+}
+
+int
+wd_inline_take(struct wd_inline *in, struct wd_task *t)
+{
+    if (!pthread_equal(pthread_self(), in->home))
+        return 0; /* the relief runs the loop: the home thread is busy */
+    if (!in->holding) {
+        if (!wd_pool_borrow(in->pool))
+            return 0;
+        in->holding = 1;
+    }
+    t->inline_next = NULL;
+    if (in->tail != NULL)
+        in->tail->inline_next = t;
+    else
+        in->head = t;
+    in->tail = t;
+    in->count++;
+    return 1;
+}
+
+int
+wd_inline_pending(const struct wd_inline *in)
+{
+    return in != NULL && in->count > 0;
+}
+
+static void
+arm(struct wd_inline *in)
+{
+    pthread_mutex_lock(&in->lock);
+    if (!in->armed) {
+        in->armed = 1;
+        pthread_cond_signal(&in->wake);
+    }
+    pthread_mutex_unlock(&in->lock);
+}
+
+static void
+give_back_place(struct wd_inline *in)
+{
+    if (in->holding) {
+        in->holding = 0;
+        wd_pool_give_back(in->pool);
+    }
+}
+
+int
+wd_inline_run(struct wd_inline *in)
+{
+    struct wd_task *t = NULL;
+    int n, taken = 0, ended;
+
+    if (in == NULL || in->count == 0)
+        return 0;
+    arm(in);
+    /* the tasks kept so far: pipelined ones that their finishing adds
+       wait for the next iteration, after the other connections */
+    n = in->count;
+    in->ops.enter();
+    while (n-- > 0 && (t = pop(in)) != NULL) {
+        int expected = APP;
+
+        __atomic_add_fetch(&in->seq, 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&in->state, APP, __ATOMIC_RELEASE);
+        running_here = in;
+        wd_log_defer_pause(1); /* the app's records may outlive the loop */
+        in->ops.run(t);
+        wd_log_defer_pause(0);
+        running_here = NULL;
+        if (!__atomic_compare_exchange_n(&in->state, &expected, HOME, 0,
+                                         __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE)) {
+            taken = 1;
+            break;
+        }
+        in->ops.finish(t);
+    }
+    in->ops.leave();
+    if (!taken) {
+        if (in->count == 0)
+            give_back_place(in);
+        return 0;
+    }
+
+    /* the relief has the loop (and gave the rest to the pool): finish T
+       the pool's way, then wait for the loop to come back */
+    __atomic_store_n(&in->want_back, 1, __ATOMIC_RELEASE);
+    give_back_place(in);
+    in->ops.done(t);
+    pthread_mutex_lock(&in->lock);
+    while (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) != HOME)
+        pthread_cond_wait(&in->back, &in->lock);
+    __atomic_store_n(&in->want_back, 0, __ATOMIC_RELAXED);
+    ended = in->ended;
+    in->ended = 0;
+    pthread_mutex_unlock(&in->lock);
+    return ended;
+}
+
+void
+wd_inline_blocking(void)
+{
+    struct wd_inline *in = running_here;
+
+    if (in == NULL)
+        return;
+    pthread_mutex_lock(&in->lock);
+    in->urgent = 1;
+    pthread_cond_signal(&in->wake);
+    pthread_mutex_unlock(&in->lock);
+}
+
+void
+wd_inline_free(struct wd_inline *in)
+{
+    if (in == NULL)
+        return;
+    if (in->started) {
+        pthread_mutex_lock(&in->lock);
+        in->stop = 1;
+        pthread_cond_signal(&in->wake);
+        pthread_mutex_unlock(&in->lock);
+        pthread_join(in->relief, NULL);
+    }
+    give_back_place(in);
+    pthread_cond_destroy(&in->back);
+    pthread_cond_destroy(&in->wake);
+    pthread_mutex_destroy(&in->lock);
+    free(in);
+}

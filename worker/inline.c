@@ -17,12 +17,16 @@
  * task in APP twice in a row (it has run at least one tick) or at once
  * when asked (wd_inline_blocking).  After RELIEF_IDLE_TICKS looks without
  * a task it goes back to sleep, so an idle worker has no timer running.
+ * A take-over costs the other connections up to two ticks of waiting, so
+ * after one the loop keeps nothing for a while (COOLDOWN_*): an app that
+ * blocks on every request is served by the pool, as without this file.
  */
 #include "autoconfig.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,6 +40,11 @@
 
 #define RELIEF_TICK_NS 1000000L /* 1 ms */
 #define RELIEF_IDLE_TICKS 100
+/* after a take-over, requests go to the pool for a while: an app that
+   blocks on every request (I/O, sleep) would otherwise pay the tick of
+   delay each time; the pause doubles while take-overs continue */
+#define COOLDOWN_MIN_MS 100
+#define COOLDOWN_MAX_MS 2000
 
 enum { HOME, APP, TAKEN };
 
@@ -49,6 +58,8 @@ struct wd_inline {
     struct wd_task *head, *tail;
     int count;
     int holding; /* home: holds a pool place (wd_pool_borrow) */
+    int64_t cooldown_ms; /* home: the last pause after a take-over */
+    int64_t resume_at;   /* home: no keeping before (ms), 0: none */
 
     int state;     /* atomic: HOME, APP, TAKEN */
     unsigned seq;  /* atomic: bumped as each task starts */
@@ -67,6 +78,15 @@ struct wd_inline {
 
 /* the home thread, while it runs a task */
 static _Thread_local struct wd_inline *running_here;
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static struct wd_task *
 pop(struct wd_inline *in)
@@ -237,6 +257,11 @@ wd_inline_take(struct wd_inline *in, struct wd_task *t)
     if (!pthread_equal(pthread_self(), in->home))
         return 0; /* the relief runs the loop: the home thread is busy */
     if (!in->holding) {
+        if (in->resume_at != 0) {
+            if (now_ms() < in->resume_at)
+                return 0; /* cooling down after a take-over */
+            in->resume_at = 0;
+        }
         if (!wd_pool_borrow(in->pool))
             return 0;
         in->holding = 1;
@@ -310,10 +335,16 @@ wd_inline_run(struct wd_inline *in)
     }
     in->ops.leave();
     if (!taken) {
+        in->cooldown_ms = 0;
         if (in->count == 0)
             give_back_place(in);
         return 0;
     }
+    in->cooldown_ms = in->cooldown_ms == 0 ? COOLDOWN_MIN_MS
+                      : in->cooldown_ms * 2 > COOLDOWN_MAX_MS
+                          ? COOLDOWN_MAX_MS
+                          : in->cooldown_ms * 2;
+    in->resume_at = now_ms() + in->cooldown_ms;
 
     /* the relief has the loop (and gave the rest to the pool): finish T
        the pool's way, then wait for the loop to come back */

@@ -45,6 +45,10 @@
    delay each time; the pause doubles while take-overs continue */
 #define COOLDOWN_MIN_MS 100
 #define COOLDOWN_MAX_MS 2000
+/* a batch that spent more than half of at least this long off the CPU
+   blocked (sleep, I/O, the GIL): the pool's threads would have run its
+   requests side by side, so it starts a cool-down too */
+#define BLOCKED_MIN_NS 200000L
 
 enum { HOME, APP, TAKEN };
 
@@ -78,6 +82,15 @@ struct wd_inline {
 
 /* the home thread, while it runs a task */
 static _Thread_local struct wd_inline *running_here;
+
+static int64_t
+clock_ns(clockid_t id)
+{
+    struct timespec ts;
+
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static int64_t
 now_ms(void)
@@ -123,6 +136,7 @@ take_over(struct wd_inline *in)
     }
     pthread_mutex_lock(&in->lock);
     in->ended = ended;
+    in->urgent = 0; /* asked during this take-over: answered */
     __atomic_store_n(&in->state, HOME, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&in->back);
     pthread_mutex_unlock(&in->lock);
@@ -146,6 +160,16 @@ relief_main(void *arg)
     struct timespec ts;
     unsigned last_seq = 0;
     int seen = 0, idle = 0;
+    sigset_t mask;
+
+    /* the process's asynchronous signals land here, never in an app the
+       home thread runs (an interrupted C call in an app or a driver may
+       not retry); the evsignal handler only wakes whoever runs the loop.
+       SIGABRT stays with the home thread: its handler writes the home
+       thread's deferred log records (worker.c) */
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGABRT);
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
 
     pthread_mutex_lock(&in->lock);
     while (!in->stop) {
@@ -302,19 +326,32 @@ give_back_place(struct wd_inline *in)
     }
 }
 
+/* home: keep nothing for a while (longer while it keeps happening) */
+static void
+cool_down(struct wd_inline *in)
+{
+    in->cooldown_ms = in->cooldown_ms == 0 ? COOLDOWN_MIN_MS
+                      : in->cooldown_ms * 2 > COOLDOWN_MAX_MS
+                          ? COOLDOWN_MAX_MS
+                          : in->cooldown_ms * 2;
+    in->resume_at = now_ms() + in->cooldown_ms;
+}
+
 int
 wd_inline_run(struct wd_inline *in)
 {
     struct wd_task *t = NULL;
     int n, taken = 0, ended;
+    int64_t wall, cpu;
 
     if (in == NULL || in->count == 0)
         return 0;
     arm(in);
+    wall = clock_ns(CLOCK_MONOTONIC);
+    cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     /* the tasks kept so far: pipelined ones that their finishing adds
        wait for the next iteration, after the other connections */
     n = in->count;
-    in->ops.enter();
     while (n-- > 0 && (t = pop(in)) != NULL) {
         int expected = APP;
 
@@ -322,6 +359,9 @@ wd_inline_run(struct wd_inline *in)
         __atomic_store_n(&in->state, APP, __ATOMIC_RELEASE);
         running_here = in;
         wd_log_defer_pause(1); /* the app's records may outlive the loop */
+        /* in APP already: a thread holding the GIL for long (a C call)
+           must not freeze the loop while this one waits for it */
+        in->ops.enter();
         in->ops.run(t);
         wd_log_defer_pause(0);
         running_here = NULL;
@@ -335,16 +375,17 @@ wd_inline_run(struct wd_inline *in)
     }
     in->ops.leave();
     if (!taken) {
-        in->cooldown_ms = 0;
+        wall = clock_ns(CLOCK_MONOTONIC) - wall;
+        cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu;
+        if (wall >= BLOCKED_MIN_NS && cpu < wall / 2)
+            cool_down(in);
+        else
+            in->cooldown_ms = 0;
         if (in->count == 0)
             give_back_place(in);
         return 0;
     }
-    in->cooldown_ms = in->cooldown_ms == 0 ? COOLDOWN_MIN_MS
-                      : in->cooldown_ms * 2 > COOLDOWN_MAX_MS
-                          ? COOLDOWN_MAX_MS
-                          : in->cooldown_ms * 2;
-    in->resume_at = now_ms() + in->cooldown_ms;
+    cool_down(in);
 
     /* the relief has the loop (and gave the rest to the pool): finish T
        the pool's way, then wait for the loop to come back */
@@ -366,8 +407,8 @@ wd_inline_blocking(void)
 {
     struct wd_inline *in = running_here;
 
-    if (in == NULL)
-        return;
+    if (in == NULL || __atomic_load_n(&in->state, __ATOMIC_ACQUIRE) != APP)
+        return; /* not running an app, or the loop is taken already */
     pthread_mutex_lock(&in->lock);
     in->urgent = 1;
     pthread_cond_signal(&in->wake);

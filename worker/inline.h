@@ -39,7 +39,9 @@ struct wd_inline;
 /* home (the loop thread): NULL on error. */
 struct wd_inline *wd_inline_new(struct event_base *base, struct wd_pool *pool,
                                 const struct wd_inline_ops *ops);
-/* home: start the relief thread (signals blocked).  0, or -1. */
+/* home: start the relief thread, which takes the process's asynchronous
+ * signals from then on (all but SIGABRT): the home thread, which runs
+ * apps, keeps them blocked.  0, or -1. */
 int wd_inline_start(struct wd_inline *in);
 
 /*

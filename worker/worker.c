@@ -4,8 +4,10 @@
  * Called by the master right after fork with every signal blocked.  Boots
  * Python and the application first (the bridge releases the GIL), then
  * builds the loop, starts the pool threads (they inherit the blocked mask
- * and keep it), unblocks signals on this thread only, tells the master it
- * is ready and runs the loop until a graceful stop has drained it.
+ * and keep it) and the relief thread (which takes the asynchronous
+ * signals: this thread runs apps and unblocks only SIGABRT), tells the
+ * master it is ready and runs the loop until a graceful stop has drained
+ * it.
  *
  * Between two iterations of the loop, this thread runs the requests the
  * loop kept for it while the pool was idle, taking the GIL for them
@@ -165,7 +167,7 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
     struct wd_pool *pool = NULL;
     struct wd_inline *inl = NULL;
     struct wd_loop loop;
-    sigset_t none;
+    sigset_t abrt;
     unsigned left;
     int rc;
 
@@ -239,8 +241,10 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
         wd_sb_set_threads(own_slot, (uint32_t)cfg->threads);
     wd_loop_start_heartbeat(&loop);
 
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* the relief thread takes the other signals (inline.c) */
+    sigemptyset(&abrt);
+    sigaddset(&abrt, SIGABRT);
+    sigprocmask(SIG_UNBLOCK, &abrt, NULL);
     if (ready_fd >= 0) {
         if (write(ready_fd, "R", 1) != 1)
             wd_log(WD_LOG_WARNING, WD_CAT_SERVER, "ready pipe: %s",

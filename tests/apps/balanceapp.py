@@ -1,13 +1,24 @@
-"""Fixture for test_balance.py: every response names the worker's pid.
+"""Fixture for test_balance.py and test_inline.py: responses name the
+worker's pid.
 
   /hold?file=PATH -> waits until PATH exists (at most 30 s), then the pid:
                      keeps one application thread busy for as long as
                      the test wants, with no timing in the test
   /big?n=BYTES    -> BYTES of "b" in 64 KiB pieces (a slow reader fills
                      the output buffer: the app waits for the loop)
+  /hog?n=N        -> the pid, and 0.2 s later a thread holds the GIL in
+                     one C call (sum over range(N), 100M by default:
+                     ~0.5 s)
+  /cpoll?file=PATH -> creates PATH, then waits 1 s in libc poll() through
+                     ctypes; answers what poll returned (0: timed out,
+                     -1: a signal cut it short, EINTR)
+  /brief          -> sleeps 0.3 ms; answers how many requests were in
+                     flight at its start or end (itself included)
   anything else   -> the pid
 """
+import ctypes
 import os
+import threading
 import time
 from urllib.parse import parse_qs
 
@@ -19,18 +30,53 @@ def big(n):
         n -= len(piece)
 
 
-def app(environ, start_response):
-    if environ.get("PATH_INFO") == "/big":
-        n = int(parse_qs(environ.get("QUERY_STRING", "")).get("n", ["0"])[0])
-        start_response("200 OK", [("Content-Type", "text/plain"),
-                                  ("Content-Length", str(n))])
-        return big(n)
-    if environ.get("PATH_INFO") == "/hold":
-        path = parse_qs(environ.get("QUERY_STRING", "")).get("file", [""])[0]
-        deadline = time.monotonic() + 30
-        while path and not os.path.exists(path) and time.monotonic() < deadline:
-            time.sleep(0.01)
-    body = str(os.getpid()).encode()
+_lock = threading.Lock()
+_inflight = 0
+
+
+def brief():
+    global _inflight
+    with _lock:
+        _inflight += 1
+        seen = _inflight
+    time.sleep(0.0003)
+    with _lock:
+        seen = max(seen, _inflight)
+        _inflight -= 1
+    return str(seen).encode()
+
+
+def hog(n):
+    time.sleep(0.2)  # the /hog response goes out first
+    sum(range(n))
+
+
+def text(start_response, body):
     start_response("200 OK", [("Content-Type", "text/plain"),
                               ("Content-Length", str(len(body)))])
     return [body]
+
+
+def app(environ, start_response):
+    path = environ.get("PATH_INFO")
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    if path == "/hog":
+        n = int(query.get("n", ["100000000"])[0])
+        threading.Thread(target=hog, args=(n,), daemon=True).start()
+    if path == "/cpoll":
+        open(query["file"][0], "w").close()
+        rc = ctypes.CDLL(None).poll(None, 0, 1000)
+        return text(start_response, str(rc).encode())
+    if path == "/brief":
+        return text(start_response, brief())
+    if path == "/big":
+        n = int(query.get("n", ["0"])[0])
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", str(n))])
+        return big(n)
+    if path == "/hold":
+        gate = query.get("file", [""])[0]
+        deadline = time.monotonic() + 30
+        while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return text(start_response, str(os.getpid()).encode())

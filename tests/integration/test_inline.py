@@ -5,9 +5,12 @@ connections nor its heartbeat, --threads still bounds the requests run at
 once, and an app that waits for a slow reader does not wait forever.
 Real binary, loopback only; held requests end when the test creates a
 file, so the assertions wait on events, not on durations."""
+import os
 import select
+import signal
 import socket
 import struct
+import threading
 import time
 
 import pytest
@@ -164,3 +167,65 @@ def test_a_client_gone_before_its_answer_leaves_the_worker_sound(server):
         status, _, _ = get(srv.port, "/")
         assert " 200 " in status
     assert len(workers(sport)) == 1
+
+
+def test_a_thread_holding_the_gil_does_not_freeze_the_loop(server):
+    # An app thread in one long C call holds the GIL; the loop thread,
+    # about to run a request, waits for it.  It must wait as an app does,
+    # with the loop handed over: else no heartbeat, and the master kills
+    # the worker (SPEC.md 4.4).
+    srv, sport = server(threads=2, args=["--worker-timeout=1"])
+    (pid,) = [w["pid"] for w in workers(sport)]
+    # ~2 s in one C call (100M: ~0.5 s on the machine this was written on)
+    status, _, _ = get(srv.port, "/hog?n=400000000")
+    assert " 200 " in status
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        status, _, body = get(srv.port, "/")
+        assert " 200 " in status and int(body) == pid
+        time.sleep(0.1)
+    assert [w["pid"] for w in workers(sport)] == [pid]
+    assert "WORKER TIMEOUT" not in srv.log()
+
+
+def test_signals_do_not_interrupt_the_app(server, tmp_path):
+    # The worker's signals (USR1 here: logrotate's) go to a thread that
+    # never runs an app, so a C call in the app is not cut short (poll(2)
+    # fails with EINTR even under SA_RESTART) whichever thread runs it.
+    srv, sport = server(threads=2)
+    (pid,) = [w["pid"] for w in workers(sport)]
+    for i in range(3):
+        started = tmp_path / f"started{i}"
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+        s.sendall(f"GET /cpoll?file={started} HTTP/1.0\r\n\r\n".encode())
+        assert wait_for(started.exists)
+        time.sleep(0.1)
+        os.kill(pid, signal.SIGUSR1)
+        status, _, body = read_response(s)
+        s.close()
+        assert " 200 " in status and body == b"0", body
+
+
+def test_requests_that_block_briefly_still_run_side_by_side(server):
+    # Each request sleeps 0.3 ms: too short for the relief thread's tick.
+    # The loop thread would run them one after another; seeing its batches
+    # spend their time off the CPU, it leaves them to the pool's threads.
+    srv, sport = server(threads=4)
+    seen = []
+
+    def client():
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=20) as s:
+            for _ in range(200):
+                s.sendall(b"GET /brief HTTP/1.1\r\nHost: x\r\n\r\n")
+                status, _, body = read_response(s)
+                assert " 200 " in status
+                seen.append(int(body))
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(seen) == 800
+    side_by_side = sum(1 for n in seen if n > 1)
+    assert side_by_side >= len(seen) // 2, f"{side_by_side} of {len(seen)} ran beside another"

@@ -17,9 +17,11 @@
  * task in APP twice in a row (it has run at least one tick) or at once
  * when asked (wd_inline_blocking).  After RELIEF_IDLE_TICKS looks without
  * a task it goes back to sleep, so an idle worker has no timer running.
- * A take-over costs the other connections up to two ticks of waiting, so
- * after one the loop keeps nothing for a while (COOLDOWN_*): an app that
- * blocks on every request is served by the pool, as without this file.
+ * A take-over costs the other connections up to two ticks of waiting, and
+ * requests that block run better side by side on the pool, so after a
+ * batch that blocked the loop keeps nothing for a while (COOLDOWN_*): an
+ * app that blocks on every request is served by the pool, as without
+ * this file.
  */
 #include "autoconfig.h"
 
@@ -29,6 +31,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -40,14 +43,15 @@
 
 #define RELIEF_TICK_NS 1000000L /* 1 ms */
 #define RELIEF_IDLE_TICKS 100
-/* after a take-over, requests go to the pool for a while: an app that
-   blocks on every request (I/O, sleep) would otherwise pay the tick of
-   delay each time; the pause doubles while take-overs continue */
+/* requests go to the pool for a while after a batch that blocked (this
+   thread gave up the CPU: sleep, I/O, the GIL) and was taken over or
+   lasted BLOCKED_MIN_NS: the pool's threads would have run its requests
+   side by side, and a take-over costs the other connections a tick or
+   two.  The pause doubles while it keeps happening.  Being preempted is
+   not blocking: on a busy machine it is common and says nothing about
+   the app. */
 #define COOLDOWN_MIN_MS 100
 #define COOLDOWN_MAX_MS 2000
-/* a batch that spent more than half of at least this long off the CPU
-   blocked (sleep, I/O, the GIL): the pool's threads would have run its
-   requests side by side, so it starts a cool-down too */
 #define BLOCKED_MIN_NS 200000L
 
 enum { HOME, APP, TAKEN };
@@ -84,12 +88,23 @@ struct wd_inline {
 static _Thread_local struct wd_inline *running_here;
 
 static int64_t
-clock_ns(clockid_t id)
+clock_ns(void)
 {
     struct timespec ts;
 
-    clock_gettime(id, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* times this thread has given up the CPU of its own accord */
+static long
+voluntary_switches(void)
+{
+    struct rusage ru;
+
+    if (getrusage(RUSAGE_THREAD, &ru) != 0)
+        return 0;
+    return ru.ru_nvcsw;
 }
 
 static int64_t
@@ -341,14 +356,15 @@ int
 wd_inline_run(struct wd_inline *in)
 {
     struct wd_task *t = NULL;
-    int n, taken = 0, ended;
-    int64_t wall, cpu;
+    int n, taken = 0, ended, blocked;
+    int64_t wall;
+    long nvcsw;
 
     if (in == NULL || in->count == 0)
         return 0;
     arm(in);
-    wall = clock_ns(CLOCK_MONOTONIC);
-    cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    wall = clock_ns();
+    nvcsw = voluntary_switches();
     /* the tasks kept so far: pipelined ones that their finishing adds
        wait for the next iteration, after the other connections */
     n = in->count;
@@ -374,18 +390,17 @@ wd_inline_run(struct wd_inline *in)
         in->ops.finish(t);
     }
     in->ops.leave();
+    blocked = voluntary_switches() != nvcsw &&
+              (taken || clock_ns() - wall >= BLOCKED_MIN_NS);
+    if (blocked)
+        cool_down(in);
+    else
+        in->cooldown_ms = 0;
     if (!taken) {
-        wall = clock_ns(CLOCK_MONOTONIC) - wall;
-        cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu;
-        if (wall >= BLOCKED_MIN_NS && cpu < wall / 2)
-            cool_down(in);
-        else
-            in->cooldown_ms = 0;
         if (in->count == 0)
             give_back_place(in);
         return 0;
     }
-    cool_down(in);
 
     /* the relief has the loop (and gave the rest to the pool): finish T
        the pool's way, then wait for the loop to come back */

@@ -58,13 +58,19 @@ static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
         (r) = NULL; \
     } while (0)
 
-/* One entry of the output list: a buffer, or a file range (sendfile). */
+/*
+ * One entry of the output list: a buffer; a file range (sendfile); or
+ * the caller's own memory, borrowed until sent (wd_task_writev_borrow).
+ */
 struct out_entry {
     struct out_entry *next;
-    struct wd_buf *buf; /* NULL for a file range */
+    struct wd_buf *buf; /* NULL for a file range or borrowed memory */
     int fd;             /* file range: our dup, closed when sent */
     off_t off;
-    uint64_t len;
+    uint64_t len;       /* file range, borrowed memory: bytes left */
+    const char *ptr;    /* borrowed memory: the next byte to send */
+    void (*release)(void *); /* borrowed memory: called once, when done */
+    void *arg;
 };
 
 struct wd_channel {
@@ -109,6 +115,8 @@ entry_free(struct out_entry *e)
         wd_buf_free(e->buf);
     else if (e->fd >= 0)
         close(e->fd);
+    else if (e->release != NULL)
+        e->release(e->arg);
     free(e);
 }
 
@@ -329,11 +337,19 @@ flush_output(struct wd_channel *ch)
                 continue;
             }
             piece = e->len < (uint64_t)ch->sndbuf ? (size_t)e->len : (size_t)ch->sndbuf;
-            n = sendfile(ch->fd, e->fd, &e->off, piece);
-            if (n == 0) {
-                /* the file shrank: the promised length cannot be sent */
-                internal = 1;
-                break;
+            if (e->fd < 0) {
+                /* borrowed memory: straight from the caller's bytes */
+                n = send(ch->fd, e->ptr, piece, MSG_NOSIGNAL);
+                if (n > 0)
+                    e->ptr += n;
+            } else {
+                n = sendfile(ch->fd, e->fd, &e->off, piece);
+                if (n == 0) {
+                    /* the file shrank: the promised length cannot be
+                       sent */
+                    internal = 1;
+                    break;
+                }
             }
             if (n > 0)
                 e->len -= n;
@@ -883,6 +899,10 @@ notify_output(struct wd_channel *ch, uint64_t pending)
  */
 #define WD_DIRECT_SEND_MIN 16384
 
+/* Borrowed rather than copied from this size on (the entry costs a
+ * malloc and the release a hand-back to a GIL holder). */
+#define WD_BORROW_MIN 16384
+
 int
 wd_task_write(struct wd_task *t, const void *data, size_t len)
 {
@@ -891,14 +911,44 @@ wd_task_write(struct wd_task *t, const void *data, size_t len)
     return wd_task_writev(t, &iov, 1);
 }
 
+/* Under ch->lock: keep LEN bytes at PTR by reference (see task.h). */
+static int
+out_borrow(struct wd_channel *ch, const char *ptr, size_t len,
+           void (*release)(void *), void *arg)
+{
+    struct out_entry *e = calloc(1, sizeof *e);
+
+    if (e == NULL)
+        return -1;
+    e->fd = -1;
+    e->ptr = ptr;
+    e->len = len;
+    e->release = release;
+    e->arg = arg;
+    out_link(ch, e);
+    ch->total_out += len;
+    ch->current_count = 0;
+    return 0;
+}
+
 int
 wd_task_writev(struct wd_task *t, const struct iovec *iov, int iovcnt)
+{
+    return wd_task_writev_borrow(t, iov, iovcnt, -1, NULL, NULL, NULL);
+}
+
+int
+wd_task_writev_borrow(struct wd_task *t, const struct iovec *iov,
+                      int iovcnt, int keep, void (*release)(void *),
+                      void *arg, int *kept)
 {
     struct wd_channel *ch = t->ch;
     size_t total = 0, skip = 0, sent = 0;
     uint64_t pending;
     int rc = 0, direct;
 
+    if (kept != NULL)
+        *kept = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
     if (total == 0)
@@ -939,7 +989,14 @@ wd_task_writev(struct wd_task *t, const struct iovec *iov, int iovcnt)
             skip -= len;
             continue;
         }
-        rc = out_append(ch, (const char *)iov[i].iov_base + skip, len - skip);
+        if (i == keep && kept != NULL && len - skip >= WD_BORROW_MIN) {
+            rc = out_borrow(ch, (const char *)iov[i].iov_base + skip,
+                            len - skip, release, arg);
+            *kept = rc == 0;
+        } else {
+            rc = out_append(ch, (const char *)iov[i].iov_base + skip,
+                            len - skip);
+        }
         skip = 0;
     }
     pending = ch->total_out;

@@ -75,6 +75,18 @@ struct iovec;
 int wd_task_writev(struct wd_task *t, const struct iovec *iov, int iovcnt);
 
 /*
+ * The same, but what the socket does not take of piece KEEP (16 KiB or
+ * more) is not copied: the channel keeps a pointer to it and sets *KEPT.
+ * It then calls RELEASE(ARG) exactly once, from any thread and without
+ * the GIL, when it no longer needs the bytes (sent, or the connection
+ * closed); the caller keeps them alive and unchanged until then.  With
+ * *KEPT left 0, RELEASE is never called.
+ */
+int wd_task_writev_borrow(struct wd_task *t, const struct iovec *iov,
+                          int iovcnt, int keep, void (*release)(void *),
+                          void *arg, int *kept);
+
+/*
  * Queue LEN bytes of the open file FD from offset OFF, to be sent with
  * sendfile(2) by the loop.  The function dup()s FD, so the caller may
  * close its own.  Same returns as wd_task_write.

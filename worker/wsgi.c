@@ -143,8 +143,84 @@ finally:
  */
 #define WD_OUT_NOGIL_BYTES 65536
 
+/*
+ * A body the socket did not take at once is not copied: the channel keeps
+ * a reference to the app's bytes object until it has sent them
+ * (wd_task_writev_borrow).  It lets go of it on the loop thread, without
+ * the GIL, so the reference goes on this stack and the next thread that
+ * holds the GIL drops it (drop_kept_refs).
+ */
+struct kept_ref {
+    struct kept_ref *next;
+    PyObject *obj;
+};
+
+static struct kept_ref *released_refs; /* atomic: pushed without the GIL */
+
+static void
+release_kept_ref(void *arg)
+{
+    struct kept_ref *k = arg;
+
+    k->next = __atomic_load_n(&released_refs, __ATOMIC_RELAXED);
+    while (!__atomic_compare_exchange_n(&released_refs, &k->next, k, 1,
+                                        __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        ;
+}
+
+/* GIL held. */
+static void
+drop_kept_refs(void)
+{
+    struct kept_ref *k, *next;
+
+    if (__atomic_load_n(&released_refs, __ATOMIC_RELAXED) == NULL)
+        return;
+    k = __atomic_exchange_n(&released_refs, NULL, __ATOMIC_ACQUIRE);
+    for (; k != NULL; k = next) {
+        next = k->next;
+        Py_DECREF(k->obj);
+        free(k);
+    }
+}
+
+/* One attempt; OWNER (or NULL) holds the bytes of piece KEEP. */
+static int
+write_once(struct wd_wsgi_req *rq, const struct iovec *iov, int iovcnt,
+           size_t total, int keep, PyObject *owner)
+{
+    struct kept_ref *k = NULL;
+    int rc, kept = 0;
+
+    if (owner != NULL && (k = malloc(sizeof *k)) != NULL) {
+        Py_INCREF(owner);
+        k->obj = owner;
+    }
+    if (total >= WD_OUT_NOGIL_BYTES) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = wd_task_writev_borrow(rq->t, iov, iovcnt, k ? keep : -1,
+                                   release_kept_ref, k, &kept);
+        Py_END_ALLOW_THREADS
+    } else {
+        rc = wd_task_writev_borrow(rq->t, iov, iovcnt, k ? keep : -1,
+                                   release_kept_ref, k, &kept);
+    }
+    if (k != NULL && !kept) {
+        Py_DECREF(owner);
+        free(k);
+    }
+    return rc;
+}
+
 int
 wd_wsgi_outv(struct wd_wsgi_req *rq, const struct iovec *iov, int iovcnt)
+{
+    return wd_wsgi_outv_keep(rq, iov, iovcnt, -1, NULL);
+}
+
+int
+wd_wsgi_outv_keep(struct wd_wsgi_req *rq, const struct iovec *iov,
+                  int iovcnt, int keep, PyObject *owner)
 {
     size_t total = 0;
     int rc;
@@ -152,13 +228,7 @@ wd_wsgi_outv(struct wd_wsgi_req *rq, const struct iovec *iov, int iovcnt)
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
     for (;;) {
-        if (total >= WD_OUT_NOGIL_BYTES) {
-            Py_BEGIN_ALLOW_THREADS
-            rc = wd_task_writev(rq->t, iov, iovcnt);
-            Py_END_ALLOW_THREADS
-        } else {
-            rc = wd_task_writev(rq->t, iov, iovcnt);
-        }
+        rc = write_once(rq, iov, iovcnt, total, keep, owner);
         if (rc == 0)
             return 0;
         if (rc != WD_AGAIN)
@@ -339,12 +409,13 @@ wd_wsgi_write_head(struct wd_wsgi_req *rq)
 /*
  * Send one planned emission: the pending response head (HEAD, may be
  * NULL), chunk line, data, CRLF -- copied into one piece when it all fits
- * in 16 KiB, else as one gathered write straight from the app's buffer
- * (no copy when the socket takes it all).
+ * in 16 KiB, else as one gathered write straight from the app's buffer;
+ * what the socket does not take of DATA stays in OWNER's buffer (a bytes
+ * object, or NULL: then it is copied) until the loop has sent it.
  */
 static int
 send_planned(struct wd_wsgi_req *rq, const char *head, size_t head_len,
-             const struct wd_body_plan *p, const char *data)
+             const struct wd_body_plan *p, const char *data, PyObject *owner)
 {
     char small[16384], *q = small;
     size_t total = head_len + p->prefix_len + p->send + (p->suffix ? 2 : 0);
@@ -373,7 +444,7 @@ send_planned(struct wd_wsgi_req *rq, const char *head, size_t head_len,
             {(void *)"\r\n", p->suffix ? 2 : 0},
         };
 
-        return wd_wsgi_outv(rq, iov, 4);
+        return wd_wsgi_outv_keep(rq, iov, 4, 2, owner);
     }
 }
 
@@ -453,7 +524,7 @@ emit(struct wd_wsgi_req *rq, PyObject *data)
     }
     wd_response_body(&rq->resp, (size_t)n, &plan);
     log_body_warnings(rq, plan.warn);
-    rc = send_planned(rq, head, head_len, &plan, p);
+    rc = send_planned(rq, head, head_len, &plan, p, copy ? copy : data);
     free(head);
     Py_XDECREF(copy);
     return rc;
@@ -967,7 +1038,7 @@ proxy_400(struct wd_wsgi_req *rq, const char *bad)
     }
     free(head);
     wd_response_body(&rq->resp, blen, &plan);
-    if (send_planned(rq, NULL, 0, &plan, body) < 0)
+    if (send_planned(rq, NULL, 0, &plan, body, NULL) < 0)
         return -1;
     end = wd_response_trailer(&rq->resp, &len);
     return len ? wd_wsgi_out(rq, end, len) : 0;
@@ -1105,6 +1176,7 @@ wd_wsgi_run(struct wd_task *t)
     else if (!thread_entered)
         PyEval_RestoreThread(thread_ts);
 
+    drop_kept_refs(); /* bytes the loop has finished sending */
     memset(&rq, 0, sizeof rq);
     rq.t = t;
     rq.req = t->req;

@@ -114,6 +114,10 @@ int wd_wsgi_out(struct wd_wsgi_req *rq, const void *data, size_t len);
 struct iovec;
 int wd_wsgi_outv(struct wd_wsgi_req *rq, const struct iovec *iov,
                  int iovcnt);
+/* The same; what the socket does not take of piece KEEP is not copied
+ * but kept in OWNER (a bytes object, referenced until sent), if not NULL. */
+int wd_wsgi_outv_keep(struct wd_wsgi_req *rq, const struct iovec *iov,
+                      int iovcnt, int keep, PyObject *owner);
 int wd_wsgi_out_file(struct wd_wsgi_req *rq, int fd, off_t off,
                      uint64_t len);
 /* Encode and send the header block (SPEC.md 12.4).  0 or -1. */

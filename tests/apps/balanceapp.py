@@ -14,6 +14,9 @@ worker's pid.
                      -1: a signal cut it short, EINTR)
   /brief          -> sleeps 0.3 ms; answers how many requests were in
                      flight at its start or end (itself included)
+  /kept?n=BYTES   -> one body of BYTES "k" (a bytes subclass that counts
+                     its live instances, to tell when the server let go)
+  /kept-alive     -> how many /kept bodies are still referenced
   anything else   -> the pid
 """
 import ctypes
@@ -51,6 +54,13 @@ def hog(n):
     sum(range(n))
 
 
+class Body(bytes):
+    alive = 0
+
+    def __del__(self):
+        Body.alive -= 1
+
+
 def text(start_response, body):
     start_response("200 OK", [("Content-Type", "text/plain"),
                               ("Content-Length", str(len(body)))])
@@ -67,6 +77,14 @@ def app(environ, start_response):
         open(query["file"][0], "w").close()
         rc = ctypes.CDLL(None).poll(None, 0, 1000)
         return text(start_response, str(rc).encode())
+    if path == "/kept":
+        body = Body(b"k" * int(query["n"][0]))
+        Body.alive += 1
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+    if path == "/kept-alive":
+        return text(start_response, str(Body.alive).encode())
     if path == "/brief":
         return text(start_response, brief())
     if path == "/big":

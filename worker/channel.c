@@ -1152,10 +1152,12 @@ close_fd:
 }
 
 int
-wd_channel_sweep(struct wd_channel *ch, double idle_since)
+wd_channel_sweep(struct wd_channel *ch, double idle_since, int spare_output)
 {
     if (ch->fd < 0 || ch->task != NULL || ch->qlen > 0)
         return 0;
+    if (spare_output && pending_output(ch) > 0)
+        return 0; /* a response still going out: closed after its flush */
     if (ch->last_activity >= idle_since)
         return 0;
     wd_channel_close(ch);

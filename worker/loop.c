@@ -510,15 +510,16 @@ wd_loop_channel_freed(struct wd_loop *l)
         event_base_loopexit(l->base, NULL);
 }
 
-/* Close every channel idle since IDLE_SINCE. */
+/* Close every channel idle since IDLE_SINCE (SPARE_OUTPUT: except those
+ * still sending a response). */
 static void
-sweep(struct wd_loop *l, double idle_since)
+sweep(struct wd_loop *l, double idle_since, int spare_output)
 {
     struct wd_channel *ch, *next;
 
     for (ch = l->channels; ch != NULL; ch = next) {
         next = wd_channel_next(ch);
-        wd_channel_sweep(ch, idle_since);
+        wd_channel_sweep(ch, idle_since, spare_output);
     }
 }
 
@@ -527,7 +528,7 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct wd_loop *l = arg;
 
-    sweep(l, wd_loop_now() - l->cfg->channel_timeout);
+    sweep(l, wd_loop_now() - l->cfg->channel_timeout, 0);
 }
 
 static void
@@ -538,7 +539,7 @@ stop_tick_cb(evutil_socket_t fd, short what, void *arg)
 
     /* idle a second, and every connection gets a second after the TERM */
     if (since > l->stop_started)
-        sweep(l, since);
+        sweep(l, since, 1); /* SPEC.md 4.4 (c): close after the flush */
     if (l->nchannels == 0 && l->ntasks == 0)
         event_base_loopexit(l->base, NULL);
 }

@@ -570,6 +570,27 @@ def test_term_serves_connections_waiting_in_the_accept_queue(server_factory):
     assert srv.proc.wait(15) == 0
 
 
+def test_term_lets_a_paused_reader_have_the_whole_response(server_factory):
+    # SPEC.md 4.4 (c): the connection closes after the flush.  A reader
+    # that pauses over a second mid-response is not "idle" in the sense of
+    # (b): the stop sweep used to close it with megabytes still pending.
+    srv = server_factory("balanceapp:app")
+    size = 8 * 1024 * 1024
+    with srv.connect() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(f"GET /big?n={size} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        time.sleep(0.3)
+        srv.signal(signal.SIGTERM)
+        time.sleep(2.0)  # past the sweep's second of inactivity
+        got = read_all(s)
+        assert got.startswith(b"HTTP/1.1 200 OK\r\n")
+        body = got.split(b"\r\n\r\n", 1)[1]
+        assert len(body) == size, f"{len(body)} of {size} body bytes"
+        assert body == b"b" * size
+        assert is_closed(s)
+    assert srv.proc.wait(15) == 0
+
+
 def test_term_closes_idle_keepalive_and_exits(server_factory):
     srv = server_factory(APP)
     with srv.connect() as s:

@@ -989,7 +989,12 @@ wd_task_writev_borrow(struct wd_task *t, const struct iovec *iov,
             skip -= len;
             continue;
         }
-        if (i == keep && kept != NULL && len - skip >= WD_BORROW_MIN) {
+        if (i == keep && kept != NULL && len - skip >= WD_BORROW_MIN &&
+            ch->total_out + (len - skip) <=
+                (uint64_t)t->cfg->outbuf_overflow) {
+            /* within outbuf_overflow: past it SPEC.md 15 moves pending
+               output to a temp file, which bounds what many slow
+               readers hold in memory */
             rc = out_borrow(ch, (const char *)iov[i].iov_base + skip,
                             len - skip, release, arg);
             *kept = rc == 0;

@@ -276,7 +276,8 @@ wd_inline_start(struct wd_inline *in)
     sigset_t all, old;
     int rc;
 
-    /* signals belong to the home thread (evsignal) */
+    /* created with every signal blocked; relief_main then takes the
+       asynchronous ones */
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     rc = pthread_create(&in->relief, NULL, relief_main, in);
@@ -356,19 +357,35 @@ int
 wd_inline_run(struct wd_inline *in)
 {
     struct wd_task *t = NULL;
-    int n, taken = 0, ended, blocked;
+    int n, taken = 0, ended, blocked, chores, ran;
     int64_t wall;
     long nvcsw;
 
-    if (in == NULL || in->count == 0)
+    if (in == NULL)
+        return 0;
+    chores = in->ops.chores_due != NULL && in->ops.chores_due();
+    if (in->count == 0 && !chores)
         return 0;
     arm(in);
     wall = clock_ns();
     nvcsw = voluntary_switches();
+    if (chores) {
+        int expected = APP;
+
+        /* in APP: waiting for the GIL must not freeze the loop */
+        __atomic_add_fetch(&in->seq, 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&in->state, APP, __ATOMIC_RELEASE);
+        in->ops.enter();
+        in->ops.chores();
+        taken = !__atomic_compare_exchange_n(&in->state, &expected, HOME, 0,
+                                             __ATOMIC_ACQ_REL,
+                                             __ATOMIC_ACQUIRE);
+    }
     /* the tasks kept so far: pipelined ones that their finishing adds
        wait for the next iteration, after the other connections */
     n = in->count;
-    while (n-- > 0 && (t = pop(in)) != NULL) {
+    ran = n > 0 && !taken;
+    while (!taken && n-- > 0 && (t = pop(in)) != NULL) {
         int expected = APP;
 
         __atomic_add_fetch(&in->seq, 1, __ATOMIC_RELAXED);
@@ -388,14 +405,15 @@ wd_inline_run(struct wd_inline *in)
             break;
         }
         in->ops.finish(t);
+        t = NULL;
     }
     in->ops.leave();
     blocked = voluntary_switches() != nvcsw &&
               (taken || clock_ns() - wall >= BLOCKED_MIN_NS);
     if (blocked)
         cool_down(in);
-    else
-        in->cooldown_ms = 0;
+    else if (ran)
+        in->cooldown_ms = 0; /* (chores alone say nothing of the app) */
     if (!taken) {
         if (in->count == 0)
             give_back_place(in);
@@ -403,10 +421,14 @@ wd_inline_run(struct wd_inline *in)
     }
 
     /* the relief has the loop (and gave the rest to the pool): finish T
-       the pool's way, then wait for the loop to come back */
+       the pool's way (if the take-over came during a task, not the
+       chores), then wait for the loop to come back */
     __atomic_store_n(&in->want_back, 1, __ATOMIC_RELEASE);
     give_back_place(in);
-    in->ops.done(t);
+    if (t != NULL)
+        in->ops.done(t); /* its mailbox post wakes the relief's loop */
+    /* (after the chores alone, the relief's next event -- at the latest
+       the heartbeat -- ends its turn; it serves the loop meanwhile) */
     pthread_mutex_lock(&in->lock);
     while (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) != HOME)
         pthread_cond_wait(&in->back, &in->lock);

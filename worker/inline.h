@@ -32,6 +32,8 @@ struct wd_inline_ops {
     void (*done)(struct wd_task *t);   /* home, loop taken: T is done,
                                           tell the loop (mailbox) */
     void (*post)(struct wd_task *t);   /* loop owner: give T to the pool */
+    int (*chores_due)(void);           /* any thread: work for the GIL? */
+    void (*chores)(void);              /* home, GIL held: do it */
 };
 
 struct wd_inline;
@@ -54,8 +56,10 @@ int wd_inline_take(struct wd_inline *in, struct wd_task *t);
 int wd_inline_pending(const struct wd_inline *in);
 
 /*
- * home, between iterations: run the tasks kept so far.  Returns 1 when
- * the event loop ended (exit or break) while the relief thread ran it.
+ * home, between iterations: run the tasks kept so far, and the chores
+ * that need the GIL if any are due (they wait like a task would, the loop
+ * handed over meanwhile).  Returns 1 when the event loop ended (exit or
+ * break) while the relief thread ran it.
  */
 int wd_inline_run(struct wd_inline *in);
 

@@ -76,7 +76,8 @@ int wd_task_writev(struct wd_task *t, const struct iovec *iov, int iovcnt);
 
 /*
  * The same, but what the socket does not take of piece KEEP (16 KiB or
- * more) is not copied: the channel keeps a pointer to it and sets *KEPT.
+ * more, and with it at most outbuf_overflow bytes pending) is not copied:
+ * the channel keeps a pointer to it and sets *KEPT.
  * It then calls RELEASE(ARG) exactly once, from any thread and without
  * the GIL, when it no longer needs the bytes (sent, or the connection
  * closed); the caller keeps them alive and unchanged until then.  With

@@ -162,6 +162,8 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
         .finish = wd_task_finish,
         .done = wd_task_done,
         .post = wd_task_post,
+        .chores_due = wd_wsgi_released_pending,
+        .chores = wd_wsgi_drop_released,
     };
     struct event_base *base = NULL;
     struct wd_pool *pool = NULL;
@@ -273,6 +275,10 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
     wd_inline_free(inl);
     inl = NULL;
     loop.inl = NULL;
+    /* the relief thread took the signals; this thread takes them back
+       for the rest (an orphan's SIGALRM must not wait for the pool) */
+    sigemptyset(&abrt);
+    sigprocmask(SIG_SETMASK, &abrt, NULL);
 
     left = wd_pool_stop(pool, POOL_STOP_SECONDS);
     if (left > 0) {

@@ -148,7 +148,9 @@ finally:
  * a reference to the app's bytes object until it has sent them
  * (wd_task_writev_borrow).  It lets go of it on the loop thread, without
  * the GIL, so the reference goes on this stack and the next thread that
- * holds the GIL drops it (drop_kept_refs).
+ * holds the GIL drops it (drop_kept_refs): a request's bridge, or the
+ * loop thread right after the iteration that released it (inline.c's
+ * chores), so that a worker that goes idle does not keep what it sent.
  */
 struct kept_ref {
     struct kept_ref *next;
@@ -156,6 +158,8 @@ struct kept_ref {
 };
 
 static struct kept_ref *released_refs; /* atomic: pushed without the GIL */
+
+static void drop_kept_refs(void);
 
 static void
 release_kept_ref(void *arg)
@@ -166,6 +170,18 @@ release_kept_ref(void *arg)
     while (!__atomic_compare_exchange_n(&released_refs, &k->next, k, 1,
                                         __ATOMIC_RELEASE, __ATOMIC_RELAXED))
         ;
+}
+
+int
+wd_wsgi_released_pending(void)
+{
+    return __atomic_load_n(&released_refs, __ATOMIC_RELAXED) != NULL;
+}
+
+void
+wd_wsgi_drop_released(void)
+{
+    drop_kept_refs();
 }
 
 /* GIL held. */

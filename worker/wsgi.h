@@ -35,6 +35,11 @@ void wd_wsgi_leave(void);
 void wd_wsgi_home_enter(void);
 void wd_wsgi_home_leave(void);
 
+/* Any thread: bodies the loop has finished sending wait to be dropped.
+ * The GIL held: drop them (the loop thread's chores, inline.c). */
+int wd_wsgi_released_pending(void);
+void wd_wsgi_drop_released(void);
+
 /* Pool thread: run one task end to end.  Inside enter/leave the GIL is
  * already held; otherwise the call takes and releases it itself. */
 void wd_wsgi_run(struct wd_task *t);

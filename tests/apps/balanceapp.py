@@ -14,8 +14,9 @@ worker's pid.
                      -1: a signal cut it short, EINTR)
   /brief          -> sleeps 0.3 ms; answers how many requests were in
                      flight at its start or end (itself included)
-  /kept?n=BYTES   -> one body of BYTES "k" (a bytes subclass that counts
-                     its live instances, to tell when the server let go)
+  /kept?n=BYTES&file=PATH -> one body of BYTES "k" (a bytes subclass that
+                     counts its live instances and creates PATH, if
+                     given, when freed: to tell when the server let go)
   /kept-alive     -> how many /kept bodies are still referenced
   anything else   -> the pid
 """
@@ -56,9 +57,12 @@ def hog(n):
 
 class Body(bytes):
     alive = 0
+    file = None
 
     def __del__(self):
         Body.alive -= 1
+        if self.file:
+            open(self.file, "w").close()
 
 
 def text(start_response, body):
@@ -79,6 +83,7 @@ def app(environ, start_response):
         return text(start_response, str(rc).encode())
     if path == "/kept":
         body = Body(b"k" * int(query["n"][0]))
+        body.file = query.get("file", [None])[0]
         Body.alive += 1
         start_response("200 OK", [("Content-Type", "text/plain"),
                                   ("Content-Length", str(len(body)))])

@@ -232,22 +232,43 @@ def test_requests_that_block_briefly_still_run_side_by_side(server):
 
 
 @pytest.mark.parametrize("reader", ["reads it all", "goes away midway"])
-def test_a_body_left_to_the_loop_is_let_go(server, reader):
+def test_a_body_left_to_the_loop_is_let_go(server, tmp_path, reader):
     # What the socket does not take at once of a large body is sent by the
-    # loop from the app's own bytes object, which the server references
-    # until then -- and not after: once sent, or once the client is gone,
-    # the next request finds it released.
-    srv, sport = server(threads=2)
+    # loop from the app's own bytes object (up to outbuf_overflow pending),
+    # which the server references until then -- and not after: once sent,
+    # or once the client is gone, it is released without waiting for
+    # another request (an idle worker once held it until the next one).
+    srv, sport = server(threads=2, args=["--outbuf-overflow=16777216"])
     size = 8 * 1024 * 1024
+    freed = tmp_path / "freed"
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    s.sendall(f"GET /kept?n={size} HTTP/1.0\r\n\r\n".encode())
+    s.sendall(f"GET /kept?n={size}&file={freed} HTTP/1.0\r\n\r\n".encode())
     time.sleep(0.2)  # the app has returned; most of the body waits
     assert get(srv.port, "/kept-alive")[2] == b"1", "copied, not kept"
+    assert not freed.exists()
     if reader == "reads it all":
         status, _, body = read_response(s)
         assert " 200 " in status and body == b"k" * size
     else:
         s.recv(65536)
     s.close()
-    assert wait_for(lambda: get(srv.port, "/kept-alive")[2] == b"0"), "never let go"
+    assert wait_for(freed.exists, 5), "never let go"
+
+
+def test_past_outbuf_overflow_a_body_is_not_kept(server, tmp_path):
+    # SPEC.md 15: pending output past outbuf_overflow goes to a temp file,
+    # which bounds the memory of many slow readers; the app's object is
+    # then let go as soon as the app is done, whatever the reader does.
+    srv, sport = server(threads=2)  # outbuf_overflow: 1 MiB
+    size = 8 * 1024 * 1024
+    freed = tmp_path / "freed"
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(f"GET /kept?n={size}&file={freed} HTTP/1.0\r\n\r\n".encode())
+    try:
+        assert wait_for(freed.exists, 5), "kept past outbuf_overflow"
+        status, _, body = read_response(s)
+        assert " 200 " in status and body == b"k" * size
+    finally:
+        s.close()

@@ -443,8 +443,6 @@ wd_vlog(enum wd_log_level level, const char *category, const char *fmt,
     if (head < 0 || (size_t)head >= sizeof stackbuf - pre)
         return;
     head += (int)pre;
-    if (head < 0 || (size_t)head >= sizeof stackbuf)
-        return;
     va_copy(ap2, ap);
     body = vsnprintf(stackbuf + head, sizeof stackbuf - (size_t)head, fmt,
                      ap2);

@@ -144,6 +144,16 @@ out_link(struct wd_channel *ch, struct out_entry *e)
     ch->out_tail = e;
 }
 
+/* Append a file range or borrowed memory (E->len bytes); later bytes go
+ * to a fresh buffer after it. */
+static void
+out_push_range(struct wd_channel *ch, struct out_entry *e)
+{
+    out_link(ch, e);
+    ch->total_out += e->len;
+    ch->current_count = 0;
+}
+
 /*
  * A fresh buffer starts past outbuf_high_watermark bytes, after a file
  * range, and at each new request (current_count forced to the
@@ -925,9 +935,7 @@ out_borrow(struct wd_channel *ch, const char *ptr, size_t len,
     e->len = len;
     e->release = release;
     e->arg = arg;
-    out_link(ch, e);
-    ch->total_out += len;
-    ch->current_count = 0;
+    out_push_range(ch, e);
     return 0;
 }
 
@@ -1044,9 +1052,7 @@ wd_task_write_file(struct wd_task *t, int fd, off_t off, uint64_t len)
         entry_free(e);
         return rc;
     }
-    out_link(ch, e);
-    ch->total_out += len;
-    ch->current_count = 0;
+    out_push_range(ch, e);
     pending = ch->total_out;
     pthread_mutex_unlock(&ch->lock);
     notify_output(ch, pending);

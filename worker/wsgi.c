@@ -148,7 +148,7 @@ finally:
  * a reference to the app's bytes object until it has sent them
  * (wd_task_writev_borrow).  It lets go of it on the loop thread, without
  * the GIL, so the reference goes on this stack and the next thread that
- * holds the GIL drops it (drop_kept_refs): a request's bridge, or the
+ * holds the GIL drops it (wd_wsgi_drop_released): a request's bridge, or the
  * loop thread right after the iteration that released it (inline.c's
  * chores), so that a worker that goes idle does not keep what it sent.
  */
@@ -158,8 +158,6 @@ struct kept_ref {
 };
 
 static struct kept_ref *released_refs; /* atomic: pushed without the GIL */
-
-static void drop_kept_refs(void);
 
 static void
 release_kept_ref(void *arg)
@@ -180,13 +178,6 @@ wd_wsgi_released_pending(void)
 
 void
 wd_wsgi_drop_released(void)
-{
-    drop_kept_refs();
-}
-
-/* GIL held. */
-static void
-drop_kept_refs(void)
 {
     struct kept_ref *k, *next;
 
@@ -1192,7 +1183,7 @@ wd_wsgi_run(struct wd_task *t)
     else if (!thread_entered)
         PyEval_RestoreThread(thread_ts);
 
-    drop_kept_refs(); /* bytes the loop has finished sending */
+    wd_wsgi_drop_released(); /* bytes the loop has finished sending */
     memset(&rq, 0, sizeof rq);
     rq.t = t;
     rq.req = t->req;

@@ -19,7 +19,7 @@ import zlib
 
 import pytest
 
-from conftest import rss_kib, WAITRESSD, Server, read_all, read_response
+from conftest import rss_kib, WAITRESSD, Server, read_all, read_response, wait_for
 
 APP = "hostile:app"
 MIB = 1024 * 1024
@@ -98,15 +98,6 @@ def alive(pid):
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] not in "ZX"
-
-
-def wait_for(pred, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def get(srv, path, timeout=10):

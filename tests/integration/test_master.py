@@ -13,17 +13,7 @@ import time
 
 import pytest
 
-from conftest import APPS, WAITRESSD, Server, free_port, read_all, read_response
-
-
-def wait_for(cond, timeout=10.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(step)
-    return cond()
+from conftest import APPS, WAITRESSD, Server, free_port, read_all, read_response, wait_for
 
 
 def http_get(port, path="/", timeout=5):

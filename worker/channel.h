@@ -35,12 +35,16 @@ struct wd_channel;
 /*
  * loop: a channel for the accepted socket FD (ownership taken; closed on
  * failure) from listener LST, peer REMOTE_ADDR / REMOTE_PORT.  It is
- * linked into L's list and starts reading.  NULL on error.
+ * linked into L's list; wd_channel_start starts it.  NULL on error.
  */
 struct wd_channel *wd_channel_new(struct wd_loop *l, int fd,
                                   struct wd_loop_listener *lst,
                                   const char *remote_addr,
                                   const char *remote_port);
+
+/* loop: read what the new channel CH already has, and wait for more.  CH
+ * may be gone on return (the peer closed, or the answer closed it). */
+void wd_channel_start(struct wd_channel *ch);
 
 /* loop: close the socket now (nothing more is sent); frees the channel
  * unless a task is in flight.  CH may be gone on return. */

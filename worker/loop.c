@@ -248,16 +248,18 @@ accept_some(struct wd_loop *l, struct wd_loop_listener *lst, int rescue)
 {
     char addr[64], port[16];
     int one = 1, err;
+    struct wd_channel *ch, *fresh[ACCEPT_BATCH];
+    int nfresh = 0;
 
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         int fd;
 
         if (!l->draining) {
             if (!(rescue ? willing(l) : l->accepting))
-                return;
+                goto start;
             if (!rescue && leave_to_sibling(l, 1)) {
                 start_fair_wait(l);
-                return;
+                goto start;
             }
         }
         fd = accept4(lst->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -266,13 +268,13 @@ accept_some(struct wd_loop *l, struct wd_loop_listener *lst, int rescue)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK ||
                 errno == ECONNABORTED)
-                return;
+                goto start;
             err = errno; /* the log line below may change errno */
             accept_failed(l, "accept", err);
             if (err == EMFILE || err == ENFILE || err == ENOBUFS ||
                 err == ENOMEM)
                 pause_accepting(l);
-            return;
+            goto start;
         }
         /* a peer gone before set-up is closed at once (SPEC.md 19.9) */
         if (!lst->unix_sock &&
@@ -287,7 +289,7 @@ accept_some(struct wd_loop *l, struct wd_loop_listener *lst, int rescue)
             close(fd);
             continue;
         }
-        if (wd_channel_new(l, fd, lst, addr, port) == NULL) {
+        if ((ch = wd_channel_new(l, fd, lst, addr, port)) == NULL) {
             wd_log(WD_LOG_ERROR, WD_CAT_SERVER,
                    "cannot create a channel: out of memory");
             continue;
@@ -304,7 +306,13 @@ accept_some(struct wd_loop *l, struct wd_loop_listener *lst, int rescue)
             l->limit_reached = 1;
             update_listeners(l);
         }
+        fresh[nfresh++] = ch;
     }
+start:
+    /* the batch's requests had a little longer to arrive; started after
+       the count, as starting may close a channel */
+    for (int i = 0; i < nfresh; i++)
+        wd_channel_start(fresh[i]);
 }
 
 static void

@@ -213,6 +213,8 @@ peer_of(int fd, int unix_sock, char *addr, size_t addrlen, char *port,
     struct sockaddr_storage ss;
     socklen_t slen = sizeof ss;
 
+    /* also the check that the peer is still there: accept hands out a
+       connection reset in the queue, with its unread request (19.9) */
     if (getpeername(fd, (struct sockaddr *)&ss, &slen) != 0)
         return -1;
     if (unix_sock) {
@@ -238,6 +240,28 @@ peer_of(int fd, int unix_sock, char *addr, size_t addrlen, char *port,
 }
 
 /*
+ * TCP_NODELAY for a new connection (SPEC.md 3.4).  Linux copies it from
+ * the listening socket, where listener_init set it: the first connection
+ * checks that it did, and only if not is it set on each one.  0, or -1
+ * when setsockopt failed.
+ */
+static int
+set_nodelay(struct wd_loop_listener *lst, int fd)
+{
+    int one = 1, on = 0;
+    socklen_t len = sizeof on;
+
+    if (lst->nodelay == NODELAY_UNKNOWN)
+        lst->nodelay = getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0
+                               && on
+                           ? NODELAY_INHERITED
+                           : NODELAY_EACH;
+    if (lst->nodelay == NODELAY_INHERITED)
+        return 0;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/*
  * Accept up to ACCEPT_BATCH connections from LST, one at a time, each
  * only while no sibling is the better home for it; RESCUE: whatever the
  * siblings (they left the connections waiting).  Draining ignores the
@@ -247,7 +271,7 @@ static void
 accept_some(struct wd_loop *l, struct wd_loop_listener *lst, int rescue)
 {
     char addr[64], port[16];
-    int one = 1, err;
+    int err;
     struct wd_channel *ch, *fresh[ACCEPT_BATCH];
     int nfresh = 0;
 
@@ -277,8 +301,7 @@ accept_some(struct wd_loop *l, struct wd_loop_listener *lst, int rescue)
             goto start;
         }
         /* a peer gone before set-up is closed at once (SPEC.md 19.9) */
-        if (!lst->unix_sock &&
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+        if (!lst->unix_sock && set_nodelay(lst, fd) != 0) {
             accept_failed(l, "setsockopt", errno);
             close(fd);
             continue;
@@ -594,6 +617,7 @@ listener_init(struct wd_loop *l, struct wd_loop_listener *lst, int fd)
 {
     struct sockaddr_storage ss;
     socklen_t slen = sizeof ss;
+    int one = 1;
 
     lst->fd = fd;
     lst->loop = l;
@@ -613,12 +637,16 @@ listener_init(struct wd_loop *l, struct wd_loop_listener *lst, int fd)
             n = sizeof lst->server_port - 1;
         memcpy(lst->server_port, sun->sun_path, n);
         lst->server_port[n] = '\0';
-    } else if (ss.ss_family == AF_INET) {
-        snprintf(lst->server_port, sizeof lst->server_port, "%u",
-                 ntohs(((struct sockaddr_in *)&ss)->sin_port));
     } else {
-        snprintf(lst->server_port, sizeof lst->server_port, "%u",
-                 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+        if (ss.ss_family == AF_INET)
+            snprintf(lst->server_port, sizeof lst->server_port, "%u",
+                     ntohs(((struct sockaddr_in *)&ss)->sin_port));
+        else
+            snprintf(lst->server_port, sizeof lst->server_port, "%u",
+                     ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+        /* its connections inherit it (set_nodelay checks) */
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+            lst->nodelay = NODELAY_EACH;
     }
     lst->ev = event_new(l->base, fd, EV_READ | EV_PERSIST, accept_cb, lst);
     return lst->ev != NULL ? 0 : -1;

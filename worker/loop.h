@@ -22,11 +22,18 @@ struct wd_mailbox;
 struct wd_pool;
 struct wd_sb_slot;
 
+enum {
+    NODELAY_UNKNOWN,   /* no connection yet */
+    NODELAY_INHERITED, /* from the listening socket */
+    NODELAY_EACH,      /* set on each connection */
+};
+
 struct wd_loop_listener {
     int fd;
     int unix_sock;        /* AF_UNIX: peer is "localhost" */
     char server_port[256]; /* SERVER_PORT: port, or the socket path */
     int sndbuf;            /* SO_SNDBUF of its sockets, 0 until known */
+    int nodelay;           /* NODELAY_*: how its sockets get TCP_NODELAY */
     struct event *ev;
     struct wd_loop *loop; /* borrowed */
 };

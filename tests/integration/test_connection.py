@@ -8,12 +8,13 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import time
 
 import pytest
 
-from conftest import rss_kib, read_all, read_response
+from conftest import rss_kib, read_all, read_response, wait_for
 
 APP = "connapp:app"
 
@@ -508,6 +509,33 @@ def test_connection_limit(server_factory):
     log = srv.log()
     assert "total open connections reached the connection limit, no longer accepting new connections" in log
     assert "total open connections dropped below the connection limit, listening again" in log
+
+
+def test_peers_gone_before_set_up_are_closed_and_logged(server_factory):
+    # SPEC.md 3.4 and 19.9: a connection reset while it waited in the
+    # accept queue is closed at once and logged (log_socket_errors is on
+    # by default); the connection behind it is served as usual.  The
+    # limit of one keeps them waiting in the queue until A closes.
+    srv = server_factory(APP, args=["--connection-limit=1"])
+    (pid,) = worker_pids(srv)
+    idle_fds = len(os.listdir(f"/proc/{pid}/fd"))
+    a = srv.connect()
+    a.sendall(b"GET / HTTP/1.1\r\n\r\n")
+    assert read_response(a)[2] == b"ok"
+    for _ in range(3):
+        s = srv.connect()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    c = srv.connect()
+    c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    time.sleep(0.3)
+    a.close()
+    c.settimeout(5)
+    assert read_all(c).endswith(b"ok")
+    c.close()
+    assert wait_for(lambda: srv.log().count("server accept() threw an exception") == 3), srv.log()
+    # nothing of them is left open in the worker
+    assert wait_for(lambda: len(os.listdir(f"/proc/{pid}/fd")) == idle_fds)
 
 
 def test_idle_connection_times_out_silently(server_factory):

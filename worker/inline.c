@@ -15,8 +15,12 @@
  * The relief thread sleeps until the home thread arms it for a batch,
  * then looks every RELIEF_TICK_NS; it takes over when it sees the same
  * task in APP twice in a row (it has run at least one tick) or at once
- * when asked (wd_inline_blocking).  After RELIEF_IDLE_TICKS looks without
- * a task it goes back to sleep, so an idle worker has no timer running.
+ * when asked (wd_inline_blocking) -- but not while the home thread spent
+ * the tick waiting for a CPU (preempted, from /proc schedstat), up to
+ * PREEMPTED_TICKS: with the load generator on the same machine that
+ * sent 1 in 40 hello requests through the pool's costlier hand-off.
+ * After RELIEF_IDLE_TICKS looks without a task it goes back to sleep, so
+ * an idle worker has no timer running.
  * A take-over costs the other connections up to two ticks of waiting, and
  * requests that block run better side by side on the pool, so after a
  * batch that blocked the loop keeps nothing for a while (COOLDOWN_*): an
@@ -55,6 +59,7 @@
 
 #define RELIEF_TICK_NS 1000000L /* 1 ms */
 #define RELIEF_IDLE_TICKS 100
+#define PREEMPTED_TICKS 10 /* take over even so after this many ticks */
 /* requests go to the pool for a while after a batch that blocked (this
    thread gave up the CPU: sleep, I/O, the GIL) and was taken over or
    lasted BLOCKED_MIN_NS: the pool's threads would have run its requests
@@ -85,13 +90,14 @@ struct wd_inline {
     unsigned seq;  /* atomic: bumped as each task starts */
     int slept;     /* atomic: the home thread was seen blocked in APP */
     int stat_fd;   /* the home thread's /proc stat, -1: cannot sample */
+    int sched_fd;  /* its /proc schedstat, -1: cannot tell preemption */
     int want_back; /* atomic: home waits for the loop */
     int ended;     /* under lock: the loop ended while TAKEN */
 
     pthread_mutex_t lock;
     pthread_cond_t wake; /* relief waits */
     pthread_cond_t back; /* home waits for HOME */
-    int armed;           /* under lock: relief is watching */
+    int armed;           /* atomic, set under lock: relief is watching */
     int urgent;          /* under lock: take over now */
     int stop;            /* under lock */
     int started;
@@ -110,6 +116,19 @@ clock_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* relief: the /proc file FD read anew into BUF (SIZE bytes, terminated);
+   0 when it cannot be read */
+static int
+read_proc(int fd, char *buf, size_t size)
+{
+    ssize_t n = fd >= 0 ? pread(fd, buf, size - 1, 0) : -1;
+
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    return 1;
+}
+
 /* relief: the home thread is asleep (waits for I/O, a lock, a timer);
    running or waiting for a CPU is not.  Without /proc: "asleep". */
 static int
@@ -117,18 +136,28 @@ home_asleep(const struct wd_inline *in)
 {
     char buf[512];
     const char *p;
-    ssize_t n;
 
-    if (in->stat_fd < 0)
-        return 1;
-    n = pread(in->stat_fd, buf, sizeof buf - 1, 0);
-    if (n <= 0)
-        return 1;
-    buf[n] = '\0';
     /* "tid (comm) S ...": the name may hold spaces and parentheses */
-    if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
+    if (!read_proc(in->stat_fd, buf, sizeof buf) ||
+        (p = strrchr(buf, ')')) == NULL || p[1] != ' ')
         return 1;
     return p[2] == 'S' || p[2] == 'D';
+}
+
+/*
+ * relief: nanoseconds the home thread has waited for a CPU while
+ * runnable, 0 when unknown.  (schedstat: "time on a CPU, time waiting
+ * for one, time slices".)
+ */
+static uint64_t
+home_wait_ns(const struct wd_inline *in)
+{
+    char buf[128], *p;
+
+    if (!read_proc(in->sched_fd, buf, sizeof buf))
+        return 0;
+    strtoull(buf, &p, 10);
+    return strtoull(p, NULL, 10);
 }
 
 /* relief: note a blocked home thread if it still runs task SEQ */
@@ -205,13 +234,36 @@ tick_deadline(struct timespec *ts)
     }
 }
 
+/*
+ * relief: the home thread, in one task since the last tick, spent most
+ * of that time waiting for a CPU rather than running or sleeping: it was
+ * preempted (common with the load generator on the same machine).
+ * Taking the loop over then would only move the next requests to the
+ * pool, whose hand-off costs more.  Updates the last sample.
+ */
+static int
+preempted(const struct wd_inline *in, uint64_t *last_wait, int64_t *last_at)
+{
+    uint64_t wait = home_wait_ns(in);
+    int64_t at = clock_ns();
+    int most;
+
+    most = wait != 0 && *last_wait != 0 &&
+           wait - *last_wait >= (uint64_t)(at - *last_at) / 2;
+    *last_wait = wait;
+    *last_at = at;
+    return most;
+}
+
 static void *
 relief_main(void *arg)
 {
     struct wd_inline *in = arg;
     struct timespec ts;
     unsigned last_seq = 0;
-    int seen = 0, idle = 0;
+    int seen = 0, idle = 0, waited = 0;
+    uint64_t last_wait = 0;
+    int64_t last_at = 0;
     sigset_t mask;
 
     /* the process's asynchronous signals land here, never in an app the
@@ -228,7 +280,7 @@ relief_main(void *arg)
         int state;
         unsigned seq;
 
-        if (!in->armed && !in->urgent) {
+        if (!__atomic_load_n(&in->armed, __ATOMIC_SEQ_CST) && !in->urgent) {
             seen = 0;
             pthread_cond_wait(&in->wake, &in->lock);
             continue;
@@ -241,8 +293,16 @@ relief_main(void *arg)
         }
         state = __atomic_load_n(&in->state, __ATOMIC_ACQUIRE);
         seq = __atomic_load_n(&in->seq, __ATOMIC_RELAXED);
-        if (state == APP && !in->urgent)
+        if (state == APP && !in->urgent) {
+            /* (a slow read: the home thread may want the lock meanwhile) */
+            pthread_mutex_unlock(&in->lock);
             sample_home(in, seq);
+            pthread_mutex_lock(&in->lock);
+        }
+        if (state == APP && !in->urgent && seen && seq == last_seq &&
+            !__atomic_load_n(&in->slept, __ATOMIC_RELAXED) &&
+            preempted(in, &last_wait, &last_at) && ++waited < PREEMPTED_TICKS)
+            continue; /* not the app's doing: it gets its CPU back soon */
         if (state == APP && (in->urgent || (seen && seq == last_seq))) {
             int expected = APP;
 
@@ -261,10 +321,18 @@ relief_main(void *arg)
             seen = 1;
             last_seq = seq;
             idle = 0;
+            waited = 0;
+            last_wait = home_wait_ns(in);
+            last_at = clock_ns();
         } else {
             seen = 0;
             if (++idle >= RELIEF_IDLE_TICKS) {
-                in->armed = 0;
+                /* against enter_app: it stores APP, then loads armed;
+                   this stores armed, then loads the state.  One of the
+                   two sees the other, so no task runs unwatched */
+                __atomic_store_n(&in->armed, 0, __ATOMIC_SEQ_CST);
+                if (__atomic_load_n(&in->state, __ATOMIC_SEQ_CST) == APP)
+                    __atomic_store_n(&in->armed, 1, __ATOMIC_SEQ_CST);
                 idle = 0;
             }
         }
@@ -273,14 +341,15 @@ relief_main(void *arg)
     return NULL;
 }
 
-/* the calling thread's stat file, kept open: each pread reads it anew */
+/* the calling thread's /proc file NAME, kept open: each pread reads it
+   anew */
 static int
-open_home_stat(void)
+open_home_file(const char *name)
 {
     char path[64];
 
-    snprintf(path, sizeof path, "/proc/self/task/%ld/stat",
-             (long)syscall(SYS_gettid));
+    snprintf(path, sizeof path, "/proc/self/task/%ld/%s",
+             (long)syscall(SYS_gettid), name);
     return open(path, O_RDONLY | O_CLOEXEC);
 }
 
@@ -307,7 +376,8 @@ wd_inline_new(struct event_base *base, struct wd_pool *pool,
     in->pool = pool;
     in->ops = *ops;
     in->home = pthread_self();
-    in->stat_fd = open_home_stat();
+    in->stat_fd = open_home_file("stat");
+    in->sched_fd = open_home_file("schedstat");
     return in;
 
 destroy_wake:
@@ -373,12 +443,19 @@ wd_inline_pending(const struct wd_inline *in)
     return in != NULL && in->count > 0;
 }
 
+/* home: the loop is idle while an app (or a chore) runs: the relief may
+   take it.  While batches keep coming the relief stays armed, and this
+   costs no lock and no wake-up. */
 static void
-arm(struct wd_inline *in)
+enter_app(struct wd_inline *in)
 {
+    __atomic_add_fetch(&in->seq, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&in->state, APP, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&in->armed, __ATOMIC_SEQ_CST))
+        return;
     pthread_mutex_lock(&in->lock);
     if (!in->armed) {
-        in->armed = 1;
+        __atomic_store_n(&in->armed, 1, __ATOMIC_SEQ_CST);
         pthread_cond_signal(&in->wake);
     }
     pthread_mutex_unlock(&in->lock);
@@ -416,15 +493,13 @@ wd_inline_run(struct wd_inline *in)
     chores = in->ops.chores_due != NULL && in->ops.chores_due();
     if (in->count == 0 && !chores)
         return 0;
-    arm(in);
     wall = clock_ns();
     __atomic_store_n(&in->slept, 0, __ATOMIC_RELAXED);
     if (chores) {
         int expected = APP;
 
         /* in APP: waiting for the GIL must not freeze the loop */
-        __atomic_add_fetch(&in->seq, 1, __ATOMIC_RELAXED);
-        __atomic_store_n(&in->state, APP, __ATOMIC_RELEASE);
+        enter_app(in);
         in->ops.enter();
         in->ops.chores();
         taken = !__atomic_compare_exchange_n(&in->state, &expected, HOME, 0,
@@ -438,8 +513,7 @@ wd_inline_run(struct wd_inline *in)
     while (!taken && n-- > 0 && (t = pop(in)) != NULL) {
         int expected = APP;
 
-        __atomic_add_fetch(&in->seq, 1, __ATOMIC_RELAXED);
-        __atomic_store_n(&in->state, APP, __ATOMIC_RELEASE);
+        enter_app(in);
         running_here = in;
         wd_log_defer_pause(1); /* the app's records may outlive the loop */
         /* in APP already: a thread holding the GIL for long (a C call)
@@ -519,6 +593,8 @@ wd_inline_free(struct wd_inline *in)
     give_back_place(in);
     if (in->stat_fd >= 0)
         close(in->stat_fd);
+    if (in->sched_fd >= 0)
+        close(in->sched_fd);
     pthread_cond_destroy(&in->back);
     pthread_cond_destroy(&in->wake);
     pthread_mutex_destroy(&in->lock);

@@ -278,9 +278,11 @@ wd_sb_better_sibling(struct wd_sb *sb, const struct wd_sb_slot *self,
         load = load_of(atomic_load_explicit(&s->connections, RELAXED),
                        atomic_load_explicit(&s->full_since_ms, RELAXED),
                        now_ms, full_ms);
-        /* an eighth more of slack per connection: a busy server's counts
-         * move a lot, and each hand-over costs epoll_ctl calls */
-        if (load + slack + load / 8 >= mine)
+        /* a quarter more of slack per connection: a busy server's counts
+         * move a lot, and each hand-over costs epoll_ctl calls; while
+         * they are few (fewer than 4 here) none, as one connection more
+         * on a worker is then a request waiting for a thread */
+        if (load + slack + load / 4 >= mine)
             continue;
         if (accept == WD_SB_ACCEPT_ARMED || accept == WD_SB_ACCEPT_QUEUED)
             any_woken = 1;

@@ -16,7 +16,9 @@
  * would take a whole burst (wrk's 50 keep-alive connections, kept for the
  * whole run, on one worker of two).  So before each accept the worker
  * looks at its siblings in the scoreboard (wd_sb_better_sibling): when one
- * that accepts has fewer connections by more than FAIR_SLACK, or a free
+ * that accepts has fewer connections by more than FAIR_SLACK and a quarter
+ * of its count (none while it has fewer than 4: 8 connections on two
+ * workers of 4 threads split 4/4, never 5/3), or a free
  * thread while all of ours have been taken for FAIR_FULL_MS, it leaves
  * the connection to that one (which the kernel woke too) and takes its
  * listener events out (fair_wait).  It comes back when a connection of
@@ -61,7 +63,8 @@
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 100
-#define FAIR_SLACK 1            /* connections ahead of a sibling we may be */
+#define FAIR_SLACK 0            /* connections ahead of a sibling we may be,
+                                   besides a quarter of its count */
 #define FAIR_TICK_MS 10         /* fair_wait re-check */
 #define FAIR_RESCUE_TICKS 10    /* ticks a connection may wait for a sibling */
 #define FAIR_STALE_MS 3000      /* sibling heartbeat older: not a home */

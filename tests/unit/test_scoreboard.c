@@ -305,6 +305,32 @@ Test(scoreboard, fair_accept_leaves_to_fewer_connections_past_slack)
     wd_sb_free(sb);
 }
 
+Test(scoreboard, fair_accept_is_exact_while_counts_are_small)
+{
+    struct wd_sb *sb = wd_sb_new(2);
+    struct wd_sb_slot *self = sibling(sb, 0, 0);
+    int64_t now = wd_sb_now_ms();
+    struct wd_sb_load own = {.connections = 4};
+
+    /* the loop's slack is 0: 4 against 3 is one too many (a request
+       waiting for a thread while the sibling has one free) */
+    sibling(sb, 1, 3);
+    cr_assert_eq(wd_sb_better_sibling(sb, self, &own, 0, now, 3000, 50, NULL),
+                 1);
+    own.connections = 3;
+    cr_assert_eq(wd_sb_better_sibling(sb, self, &own, 0, now, 3000, 50, NULL),
+                 -1);
+    /* many: a quarter of the sibling's count is slack (25 + 6) */
+    wd_sb_set_connections(wd_sb_slot(sb, 1), 25);
+    own.connections = 31;
+    cr_assert_eq(wd_sb_better_sibling(sb, self, &own, 0, now, 3000, 50, NULL),
+                 -1);
+    own.connections = 32;
+    cr_assert_eq(wd_sb_better_sibling(sb, self, &own, 0, now, 3000, 50, NULL),
+                 1);
+    wd_sb_free(sb);
+}
+
 Test(scoreboard, fair_accept_waiting_sibling_needs_a_kick)
 {
     struct wd_sb *sb = wd_sb_new(3);

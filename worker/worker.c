@@ -65,7 +65,8 @@ run_task(struct wd_task *t)
         wd_sb_busy_add(own_slot, -1);
 }
 
-/* Heartbeat timeout: say so with async-signal-safe calls only, then go. */
+/* Heartbeat timeout: say so with async-signal-safe calls only, show
+   where the Python threads are (SPEC.md 4.4), then go. */
 static void
 abort_handler(int sig)
 {
@@ -76,6 +77,7 @@ abort_handler(int sig)
     /* the loop's deferred records first: the lines just before a hang */
     wd_log_flush_signal();
     rc = write(STDERR_FILENO, msg, sizeof msg - 1);
+    wd_wsgi_dump_stacks(STDERR_FILENO);
     (void)rc;
     (void)sig;
     _exit(1);

@@ -1489,6 +1489,30 @@ wd_wsgi_shutdown(void)
     PyGILState_Release(g);
 }
 
+/* CPython's own dumper, the one faulthandler calls from its signal
+   handlers: it walks the thread states without a lock and writes with
+   write(2) only.  Exported, but declared in an internal header. */
+extern const char *_Py_DumpTracebackThreads(int fd, PyInterpreterState *interp,
+                                            PyThreadState *current_tstate);
+
+void
+wd_wsgi_dump_stacks(int fd)
+{
+    static const char head[] = "Python threads of this worker:\n";
+    const char *err;
+    ssize_t rc;
+
+    if (!Py_IsInitialized())
+        return;
+    rc = write(fd, head, sizeof head - 1);
+    err = _Py_DumpTracebackThreads(fd, NULL, NULL);
+    if (err != NULL) {
+        rc = write(fd, err, strlen(err));
+        rc = write(fd, "\n", 1);
+    }
+    (void)rc;
+}
+
 int
 wd_wsgi_check_app(const struct wd_config *cfg, char *err, size_t errlen)
 {

@@ -47,6 +47,10 @@ void wd_wsgi_run(struct wd_task *t);
 /* Worker exit: finalize nothing that could hang; flush sys.stderr. */
 void wd_wsgi_shutdown(void);
 
+/* Signal handler (async-signal-safe): write every Python thread's stack
+ * to FD, as faulthandler does; nothing before Python is up. */
+void wd_wsgi_dump_stacks(int fd);
+
 /*
  * Check mode (waitressd -t): resolve the app in a throw-away interpreter.
  * 0, or -1 with the message in ERR.

@@ -5,6 +5,7 @@ import itertools
 import json
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -379,6 +380,30 @@ def test_worker_timeout_sigstop(tmp_path):
         assert wait_for(lambda: http_get(srv.port, "/pid")[2] == str(new[0]).encode(), 5)
         assert stats(sport)["workers_timed_out"] == 1
     finally:
+        srv.stop()
+
+
+def test_sigabrt_dumps_the_python_stacks_then_exits_1(tmp_path):
+    # SPEC.md 4.4: ABRT (the master's heartbeat timeout) dumps every Python
+    # thread's stack to the error log, faulthandler style, then _exit(1).
+    # A request waits in balanceapp's hold loop, so its frame is on a stack.
+    sport = free_port()
+    srv = start(tmp_path / "srv", app="balanceapp:app", workers=1,
+                args=[f"--stats=127.0.0.1:{sport}"])
+    gate = tmp_path / "gate"
+    try:
+        pid = worker_pids(sport)[0]
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        s.sendall(f"GET /hold?file={gate} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert wait_for(lambda: stats(sport)["workers"][0]["active_requests"] >= 1, 5)
+        os.kill(pid, signal.SIGABRT)
+        assert wait_for(lambda: f"Worker (pid:{pid}) exited with code 1" in srv.log(), 5), srv.log()
+        log = srv.log()
+        assert "most recent call first" in log, log
+        assert re.search(r'File ".*balanceapp\.py", line \d+ in app', log), log
+        s.close()
+    finally:
+        gate.touch()
         srv.stop()
 
 

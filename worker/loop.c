@@ -540,7 +540,10 @@ wd_loop_add_exception(struct wd_loop *l)
 void
 wd_loop_channel_freed(struct wd_loop *l)
 {
-    if (l->stopping && l->nchannels == 0 && l->ntasks == 0)
+    /* not while wd_loop_stop drains the accept queues: a connection
+       closed at once there (wd_channel_start) is not the last one, the
+       next listener's queue is still to come; wd_loop_stop looks after */
+    if (l->stopping && !l->draining && l->nchannels == 0 && l->ntasks == 0)
         event_base_loopexit(l->base, NULL);
 }
 

@@ -2,6 +2,7 @@
 keep-alive, pipelining, parse errors answered by the loop, limits,
 100-continue, disconnects, back-pressure, connection_limit, idle timeout,
 graceful stop, and real clients (curl, wrk).  Raw sockets throughout."""
+import fcntl
 import os
 import pathlib
 import re
@@ -10,11 +11,12 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 import pytest
 
-from conftest import rss_kib, read_all, read_response, wait_for
+from conftest import Server, free_port, rss_kib, read_all, read_response, wait_for
 
 APP = "connapp:app"
 
@@ -596,6 +598,65 @@ def test_term_serves_connections_waiting_in_the_accept_queue(server_factory):
         assert (status, body) == ("HTTP/1.1 200 OK", b"ok")
         assert hdr(headers, "Connection") == "close"
     assert srv.proc.wait(15) == 0
+
+
+def test_term_drains_every_listener_even_when_the_first_queue_closes_at_once(tmp_path):
+    # SPEC.md 4.4: a graceful stop serves the connections waiting in the
+    # accept queues -- of every listener.  Draining reads each new
+    # connection at once; one that is already closed ends there, and with
+    # no other connection left that ended the worker's loop before the
+    # second listener's queue was taken.  To have A's close and the TERM
+    # land in one turn, the worker is held in a write of its access line
+    # to a FIFO nobody reads until both have happened.
+    fifo = tmp_path / "access.fifo"
+    os.mkfifo(fifo)
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    fcntl.fcntl(rfd, 1031, 4096)  # F_SETPIPE_SZ: a small pipe fills fast
+    reading = threading.Event()
+    reading.set()
+    done = threading.Event()
+
+    def reader():
+        while not done.is_set():
+            if reading.is_set():
+                try:
+                    os.read(rfd, 65536)
+                except BlockingIOError:
+                    pass
+            time.sleep(0.01)
+
+    threading.Thread(target=reader, daemon=True).start()
+    first, second = free_port(), free_port()
+    srv = Server(tmp_path / "srv", app="echo:app", workers=1,
+                 args=[f"--listen=127.0.0.1:{first}", f"--listen=127.0.0.1:{second}",
+                       "--connection-limit=1", f"--access-log={fifo}"])
+    srv.tmp.mkdir()
+    srv.port = first
+    srv.start()
+    try:
+        (pid,) = worker_pids(srv)
+        reading.clear()
+        time.sleep(0.05)
+        a = socket.create_connection(("127.0.0.1", first))
+        a.sendall(b"GET /" + b"p" * 6000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)  # its access line now fills the pipe: the worker waits
+        a.close()
+        socket.create_connection(("127.0.0.1", first)).close()  # queued, closed
+        y = socket.create_connection(("127.0.0.1", second))  # queued
+        time.sleep(0.1)
+        os.kill(pid, signal.SIGTERM)
+        time.sleep(0.2)
+        reading.set()
+        y.settimeout(5)
+        y.sendall(b"GET /y HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, _ = read_response(y)
+        assert status == "HTTP/1.1 200 OK"
+        assert hdr(headers, "Connection") == "close"
+        y.close()
+    finally:
+        srv.stop()
+        done.set()
+        os.close(rfd)
 
 
 def test_term_lets_a_paused_reader_have_the_whole_response(server_factory):

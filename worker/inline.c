@@ -88,7 +88,8 @@ struct wd_inline {
 
     int state;     /* atomic: HOME, APP, TAKEN */
     unsigned seq;  /* atomic: bumped as each task starts */
-    int slept;     /* atomic: the home thread was seen blocked in APP */
+    unsigned slept_seq; /* atomic: the task (seq) the home thread was last
+                           seen blocked in */
     int stat_fd;   /* the home thread's /proc stat, -1: cannot sample */
     int sched_fd;  /* its /proc schedstat, -1: cannot tell preemption */
     int want_back; /* atomic: home waits for the loop */
@@ -160,7 +161,8 @@ home_wait_ns(const struct wd_inline *in)
     return strtoull(p, NULL, 10);
 }
 
-/* relief: note a blocked home thread if it still runs task SEQ */
+/* relief: note a blocked home thread if it still runs task SEQ.  The
+   note names the task, so one that lands late counts for no other. */
 static void
 sample_home(struct wd_inline *in, unsigned seq)
 {
@@ -170,7 +172,7 @@ sample_home(struct wd_inline *in, unsigned seq)
        in the loop's own wait (each task and each chore bumps seq) */
     if (__atomic_load_n(&in->state, __ATOMIC_ACQUIRE) == APP &&
         __atomic_load_n(&in->seq, __ATOMIC_RELAXED) == seq)
-        __atomic_store_n(&in->slept, 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&in->slept_seq, seq, __ATOMIC_RELAXED);
 }
 
 static int64_t
@@ -298,9 +300,13 @@ relief_main(void *arg)
             pthread_mutex_unlock(&in->lock);
             sample_home(in, seq);
             pthread_mutex_lock(&in->lock);
+            /* the task may have ended during the read: judge the one
+               running now */
+            state = __atomic_load_n(&in->state, __ATOMIC_ACQUIRE);
+            seq = __atomic_load_n(&in->seq, __ATOMIC_RELAXED);
         }
         if (state == APP && !in->urgent && seen && seq == last_seq &&
-            !__atomic_load_n(&in->slept, __ATOMIC_RELAXED) &&
+            __atomic_load_n(&in->slept_seq, __ATOMIC_RELAXED) != seq &&
             preempted(in, &last_wait, &last_at) && ++waited < PREEMPTED_TICKS)
             continue; /* not the app's doing: it gets its CPU back soon */
         if (state == APP && (in->urgent || (seen && seq == last_seq))) {
@@ -487,6 +493,7 @@ wd_inline_run(struct wd_inline *in)
     struct wd_task *t = NULL;
     int n, taken = 0, ended, blocked, chores, ran;
     int64_t wall;
+    unsigned first, slept;
 
     if (in == NULL)
         return 0;
@@ -494,7 +501,8 @@ wd_inline_run(struct wd_inline *in)
     if (in->count == 0 && !chores)
         return 0;
     wall = clock_ns();
-    __atomic_store_n(&in->slept, 0, __ATOMIC_RELAXED);
+    /* this batch's tasks and chores: first .. seq at its end */
+    first = __atomic_load_n(&in->seq, __ATOMIC_RELAXED) + 1;
     if (chores) {
         int expected = APP;
 
@@ -532,7 +540,8 @@ wd_inline_run(struct wd_inline *in)
         t = NULL;
     }
     in->ops.leave();
-    blocked = __atomic_load_n(&in->slept, __ATOMIC_RELAXED) &&
+    slept = __atomic_load_n(&in->slept_seq, __ATOMIC_RELAXED) - first;
+    blocked = slept <= __atomic_load_n(&in->seq, __ATOMIC_RELAXED) - first &&
               (taken || clock_ns() - wall >= BLOCKED_MIN_NS);
     if (blocked)
         cool_down(in);
@@ -571,7 +580,8 @@ wd_inline_blocking(void)
     if (in == NULL || __atomic_load_n(&in->state, __ATOMIC_ACQUIRE) != APP)
         return; /* not running an app, or the loop is taken already */
     /* it is about to wait for the socket: that is blocking */
-    __atomic_store_n(&in->slept, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&in->slept_seq, __atomic_load_n(&in->seq, __ATOMIC_RELAXED),
+                     __ATOMIC_RELAXED);
     pthread_mutex_lock(&in->lock);
     in->urgent = 1;
     pthread_cond_signal(&in->wake);

@@ -97,6 +97,7 @@ reset_slot(struct wd_sb_slot *s, uint32_t generation)
     atomic_store_explicit(&s->busy_threads, 0, RELAXED);
     atomic_store_explicit(&s->connections, 0, RELAXED);
     atomic_store_explicit(&s->accept_state, WD_SB_ACCEPT_OFF, RELAXED);
+    atomic_store_explicit(&s->retiring, 0, RELAXED);
     atomic_store_explicit(&s->full_since_ms, 0, RELAXED);
     atomic_store_explicit(&s->heartbeat_ms, wd_sb_now_ms(), RELAXED);
     atomic_store_explicit(&s->started_at, (int64_t)time(NULL), RELAXED);
@@ -151,6 +152,12 @@ void
 wd_sb_set_state(struct wd_sb_slot *s, enum wd_sb_state state)
 {
     atomic_store_explicit(&s->state, (uint32_t)state, RELAXED);
+}
+
+void
+wd_sb_set_retiring(struct wd_sb_slot *s)
+{
+    atomic_store_explicit(&s->retiring, 1, RELAXED);
 }
 
 void
@@ -231,6 +238,7 @@ wd_sb_read(const struct wd_sb_slot *s, struct wd_sb_info *out)
     out->busy_threads = atomic_load_explicit(&m->busy_threads, RELAXED);
     out->connections = atomic_load_explicit(&m->connections, RELAXED);
     out->accept_state = atomic_load_explicit(&m->accept_state, RELAXED);
+    out->retiring = atomic_load_explicit(&m->retiring, RELAXED);
     out->heartbeat_ms = atomic_load_explicit(&m->heartbeat_ms, RELAXED);
     out->full_since_ms = atomic_load_explicit(&m->full_since_ms, RELAXED);
     out->started_at = atomic_load_explicit(&m->started_at, RELAXED);

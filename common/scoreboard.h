@@ -59,6 +59,7 @@ struct wd_sb_slot {
     _Atomic uint32_t busy_threads;   /* pool threads running a request */
     _Atomic uint32_t connections;    /* worker loop: open channels */
     _Atomic uint32_t accept_state;   /* enum wd_sb_accept; worker loop */
+    _Atomic uint32_t retiring;       /* worker: stopping for max_requests */
     _Atomic int64_t heartbeat_ms;    /* worker loop, CLOCK_MONOTONIC */
     _Atomic int64_t full_since_ms;   /* worker loop: every thread taken
                                         since (heartbeat clock), or 0 */
@@ -135,12 +136,15 @@ void wd_sb_busy_add(struct wd_sb_slot *s, int delta); /* pool threads */
 void wd_sb_add_request(struct wd_sb_slot *s);
 void wd_sb_add_bytes(struct wd_sb_slot *s, uint64_t in, uint64_t out);
 void wd_sb_add_exception(struct wd_sb_slot *s);
+/* The worker stops because of max_requests: an expected exit (SPEC 4.4),
+ * unlike a TERM from outside, which looks the same from the master. */
+void wd_sb_set_retiring(struct wd_sb_slot *s);
 
 /* A plain copy of one slot, for the master's checks and the stats. */
 struct wd_sb_info {
     int32_t pid;
     uint32_t generation, state, threads, queue_depth, busy_threads;
-    uint32_t connections, accept_state;
+    uint32_t connections, accept_state, retiring;
     int64_t heartbeat_ms, full_since_ms, started_at;
     uint64_t requests, bytes_in, bytes_out, exceptions;
 };

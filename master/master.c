@@ -788,7 +788,9 @@ reaped(struct master *m, struct proc *p, int status)
     if (p->sb >= 0) {
         wd_sb_read(wd_sb_slot(m->sb, p->sb), &info);
         m->dead_requests += info.requests;
-        retired = info.state == WD_SB_STOPPING && code == 0;
+        /* a TERM from outside also ends in a graceful stop and exit 0,
+           but only max_requests marks the slot (SPEC.md 4.5) */
+        retired = info.retiring && code == 0;
         wd_sb_release(m->sb, p->sb);
     }
     p->sb = -1;

@@ -472,6 +472,8 @@ retire_cb(evutil_socket_t fd, short what, void *arg)
         return;
     wd_log(WD_LOG_INFO, WD_CAT_SERVER,
            "Autorestarting worker after current request.");
+    if (l->sb != NULL)
+        wd_sb_set_retiring(l->sb); /* before the exit the master reaps */
     wd_loop_stop(l);
 }
 

@@ -427,6 +427,26 @@ def test_max_requests_retires_worker(master):
     assert "[waitressd.master] Worker exiting (pid: " in log, log
 
 
+def test_worker_termed_by_someone_else_is_an_unexpected_exit(master):
+    # SPEC.md 4.5: only the master's own requests (stop, reload, TTOU) and
+    # max_requests are expected exits.  A TERM from outside makes the worker
+    # stop gracefully and exit 0, as a retirement does, but it is reported
+    # and backed off: the second short-lived death waits 0.2 s.
+    sport = free_port()
+    srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=1)
+    waits = []
+    for _ in range(2):
+        assert wait_for(lambda: len(worker_pids(sport)) == 1, 5)
+        pid = worker_pids(sport)[0]
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGTERM)
+        assert wait_for(lambda: (worker_pids(sport) or [pid])[0] != pid, 5)
+        waits.append(time.monotonic() - t0)
+        assert wait_for(lambda: f"Worker (pid:{pid}) exited with code 0" in srv.log(), 5), srv.log()
+    assert waits[1] >= 0.19, waits
+    assert "Autorestarting worker" not in srv.log()
+
+
 def test_process_titles(master):
     sport = free_port()
     srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=2)

@@ -103,6 +103,9 @@ Test(scoreboard, release_then_reclaim_clears_old_counters)
     wd_sb_add_request(s);
     wd_sb_add_bytes(s, 10, 20);
     wd_sb_set_connections(s, 5);
+    wd_sb_set_retiring(s);
+    wd_sb_read(s, &info);
+    cr_assert_eq(info.retiring, 1);
     wd_sb_release(sb, 0);
     wd_sb_read(s, &info);
     cr_assert_eq(info.pid, WD_SB_PID_FREE);
@@ -115,6 +118,7 @@ Test(scoreboard, release_then_reclaim_clears_old_counters)
     cr_assert_eq(info.bytes_in, 0);
     cr_assert_eq(info.bytes_out, 0);
     cr_assert_eq(info.connections, 0);
+    cr_assert_eq(info.retiring, 0); /* the next worker is not retiring */
     wd_sb_free(sb);
 }
 

@@ -1617,17 +1617,17 @@ wd_config_from_argv(struct wd_config *cfg, int argc, char **argv,
         rc = 0;
         goto out;
     }
+    /* named by -t's verdict even when a usage error stops us here */
+    if (config_path != NULL &&
+        (cfg->config_file = strdup(config_path)) == NULL) {
+        nomem(&b);
+        goto out;
+    }
     if (failed)
         goto out;
 
-    if (config_path != NULL) {
-        if ((cfg->config_file = strdup(config_path)) == NULL) {
-            nomem(&b);
-            goto out;
-        }
-        if (load_file(&b, config_path) < 0)
-            goto out;
-    }
+    if (config_path != NULL && load_file(&b, config_path) < 0)
+        goto out;
     /* Merge: the command line wins per key; the address group as a whole. */
     for (i = 0; i < NOPTS; i++)
         if ((options[i].flags & OPT_ADDR) && b.raw[i].src == SRC_CLI)

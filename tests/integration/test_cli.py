@@ -220,6 +220,17 @@ def test_check_failure_on_unknown_flag():
                                            "option --bogus not recognized")
 
 
+def test_check_failure_on_unknown_flag_names_the_config_file(tmp_path):
+    # FILE is the -c path whenever there is one (SPEC.md 1), also when the
+    # error is a usage error on the command line
+    conf = tmp_path / "ok.conf"
+    conf.write_text("threads = 2;\n")
+    for args in (["-c", str(conf), "--bogus"], ["--bogus", f"--config={conf}"]):
+        r = run("-t", *args)
+        assert r.returncode == 1
+        assert r.stderr == CHECK_FAILED.format(conf, "option --bogus not recognized")
+
+
 # ---------------------------------------------------------------- precedence
 
 def test_command_line_beats_file(tmp_path):

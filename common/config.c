@@ -44,6 +44,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "cfgscan.h"
 #include "log.h"
 #include "wd.h"
 #include "util.h"
@@ -1008,15 +1009,14 @@ static int
 load_file(struct build *b, const char *path)
 {
     config_setting_t *root;
-    FILE *fp;
-    char *dir, *slash;
-    int i, n;
+    char *dir, *slash, *text;
+    const char *include_dir = NULL;
+    size_t len;
+    int i, n, rc;
 
-    if ((fp = fopen(path, "r")) == NULL) {
-        seterr(b->err, b->errlen, "cannot open configuration file %s: %s",
-               path, strerror(errno));
+    /* read here, and looked over first: see cfgscan.h */
+    if (wd_cfgscan_read(path, &text, &len, b->err, b->errlen) < 0)
         return -1;
-    }
     config_init(&b->lc);
     b->lc_used = 1;
     /* @include paths are relative to the file's own directory. */
@@ -1024,18 +1024,24 @@ load_file(struct build *b, const char *path)
         if ((slash = strrchr(dir, '/')) != NULL) {
             *slash = '\0';
             config_set_include_dir(&b->lc, dir[0] != '\0' ? dir : "/");
+            include_dir = config_get_include_dir(&b->lc);
         }
         free(dir);
     }
-    if (config_read(&b->lc, fp) != CONFIG_TRUE) {
+    if (wd_cfgscan_text(text, len, path, include_dir, 0, b->err,
+                        b->errlen) < 0) {
+        free(text);
+        return -1;
+    }
+    rc = config_read_string(&b->lc, text);
+    free(text);
+    if (rc != CONFIG_TRUE) {
         const char *file = config_error_file(&b->lc);
 
         seterr(b->err, b->errlen, "%s:%d: %s", file != NULL ? file : path,
                config_error_line(&b->lc), config_error_text(&b->lc));
-        fclose(fp);
         return -1;
     }
-    fclose(fp);
 
     root = config_root_setting(&b->lc);
     n = config_setting_length(root);

@@ -231,6 +231,36 @@ def test_check_failure_on_unknown_flag_names_the_config_file(tmp_path):
         assert r.stderr == CHECK_FAILED.format(conf, "option --bogus not recognized")
 
 
+def test_check_refuses_a_directory_and_a_wrapped_int(tmp_path):
+    # libconfig 1.5 would exit(2) on the first two and read threads as 1
+    # on the last (SPEC.md 1: exit 1 with the test-failed verdict; 2.4)
+    (tmp_path / "sub").mkdir()
+    r = run("-t", "-c", str(tmp_path / "sub"))
+    assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format(
+        tmp_path / "sub", f"cannot read configuration file {tmp_path}/sub: Is a directory"))
+    conf = tmp_path / "w.conf"
+    conf.write_text('threads = 2;\n@include "sub"\n')
+    r = run("-t", "-c", str(conf))
+    assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format(
+        conf, f"{conf}:2: cannot read include file {tmp_path}/sub: Is a directory"))
+    conf.write_text("threads = 4294967297;\n")
+    r = run("-t", "-c", str(conf))
+    assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format(
+        conf, f"{conf}:1: threads = 4294967297 does not fit in 32 bits; write it "
+              "with the L suffix (4294967297L) or as a string"))
+    # the ways SPEC.md 2.4 offers are read whole
+    conf.write_text('max_request_body_size = 4294967296L;\n'
+                    'inbuf_overflow = "4294967296";\n')
+    r = run("-t", "-c", str(conf))
+    assert (r.returncode, r.stderr) == (0, CHECK_OK.format(conf))
+    # and run, not only -t: the same line, exit 1
+    conf.write_text("port = 4294967297;\n")
+    r = run("-c", str(conf), "echo:app")
+    assert r.returncode == 1
+    assert f"{conf}:1: port = 4294967297 does not fit in 32 bits" in r.stderr
+
+
+# ---------------------------------------------------------------- precedence
 # ---------------------------------------------------------------- precedence
 
 def test_command_line_beats_file(tmp_path):

@@ -589,6 +589,41 @@ def test_reload_bind_failure_changes_nothing(tmp_path):
     srv.check_log()
 
 
+def test_reload_of_a_directory_or_a_big_int_keeps_the_old_config(tmp_path):
+    # libconfig 1.5 exit()s when it reads a directory (as the file or as an
+    # @include) and wraps ints past 32 bits; a HUP must still only log and
+    # keep the running configuration (SPEC.md 4.3, 2.4)
+    port = free_port()
+    srv = configured(tmp_path / "srv", f'listen = "127.0.0.1:{port}";\n')
+    srv.port = port
+    srv.start()
+    conf = srv.tmp / "waitressd.conf"
+    try:
+        pid = int(http_get(port, "/pid")[2])
+        (srv.tmp / "sub").mkdir()
+        conf.write_text(f'listen = "127.0.0.1:{port}";\n@include "sub"\n')
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: f"reload failed: {conf}:2: cannot read include file "
+                                f"{srv.tmp}/sub: Is a directory; keeping previous "
+                                "configuration" in srv.log(), 5), srv.log()
+        conf.write_text(f'listen = "127.0.0.1:{port}";\nthreads = 4294967297;\n')
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: f"reload failed: {conf}:2: threads = 4294967297 does not "
+                                "fit in 32 bits" in srv.log(), 5), srv.log()
+        conf.unlink()
+        conf.mkdir()
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: f"reload failed: cannot read configuration file {conf}: "
+                                "Is a directory; keeping previous configuration"
+                                in srv.log(), 5), srv.log()
+        assert srv.proc.poll() is None
+        assert int(http_get(port, "/pid")[2]) == pid  # same worker
+        assert "Reload complete" not in srv.log()
+    finally:
+        srv.stop()
+    srv.check_log()
+
+
 def test_reload_worker_boot_failure_aborts(tmp_path):
     sport = free_port()
     srv = start(tmp_path / "srv", workers=2, config='app = "masterapp:app";\n',

@@ -32,4 +32,10 @@ char *wd_error_response(int code, const char *detail, const char *ident,
                         int http11, time_t now, size_t *len,
                         size_t *body_len);
 
+/* The same with DETAIL_LEN bytes of DETAIL, which may hold a NUL (a
+ * header line quoted whole, a traceback). */
+char *wd_error_response_n(int code, const char *detail, size_t detail_len,
+                          const char *ident, int http11, time_t now,
+                          size_t *len, size_t *body_len);
+
 #endif

@@ -537,8 +537,9 @@ answer_error(struct wd_channel *ch, struct wd_http_request *r)
     char *resp;
     int rc = -1;
 
-    resp = wd_error_response(r->error_status, r->error_detail, cfg->ident,
-                             r->error_http11, time(NULL), &len, &body_len);
+    resp = wd_error_response_n(r->error_status, r->error_detail,
+                               r->error_detail_len, cfg->ident,
+                               r->error_http11, time(NULL), &len, &body_len);
     start_new_output_buffer(ch);
     if (resp != NULL) {
         pthread_mutex_lock(&ch->lock);

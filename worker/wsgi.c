@@ -87,14 +87,15 @@ status_code(PyObject *status)
 
 /*
  * Text of the pending exception, as traceback.format_exc() gives it
- * (malloc'ed UTF-8), and whether it is ClientDisconnected.  Clears it.
+ * (malloc'ed UTF-8, NUL-terminated, *LEN bytes: it may hold a NUL of its
+ * own), and whether it is ClientDisconnected.  Clears it.
  */
 static char *
-take_exception(int *disconnected)
+take_exception(int *disconnected, size_t *len)
 {
     PyObject *type, *value, *tb, *lines = NULL, *text = NULL, *empty = NULL;
-    char *out = NULL;
-    const char *s;
+    char *out = NULL, *s;
+    Py_ssize_t n;
 
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
@@ -114,15 +115,19 @@ take_exception(int *disconnected)
         PyObject *b = PyUnicode_AsEncodedString(text, "utf-8",
                                                 "backslashreplace");
 
-        if (b != NULL && (s = PyBytes_AsString(b)) != NULL)
-            out = strdup(s);
+        if (b != NULL && PyBytes_AsStringAndSize(b, &s, &n) == 0 &&
+            (out = malloc((size_t)n + 1)) != NULL) {
+            memcpy(out, s, (size_t)n + 1);
+            *len = (size_t)n;
+        }
         Py_XDECREF(b);
     }
 
 finally:
     PyErr_Clear();
-    if (out == NULL && !*disconnected)
-        out = strdup("(traceback unavailable)\n");
+    if (out == NULL && !*disconnected &&
+        (out = strdup("(traceback unavailable)\n")) != NULL)
+        *len = strlen(out);
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(tb);
@@ -1058,10 +1063,10 @@ handle_exception(struct wd_wsgi_req *rq)
     const struct wd_config *cfg = wd_wsgi.cfg;
     struct wd_task *t = rq->t;
     char path[1024], *tb, *resp;
-    size_t len, body_len;
+    size_t len, body_len, tb_len = 0;
     int disconnected;
 
-    tb = take_exception(&disconnected);
+    tb = take_exception(&disconnected, &tb_len);
     path_for_log(rq->req, path, sizeof path);
     t->close_after = 1;
     if (disconnected) {
@@ -1070,7 +1075,7 @@ handle_exception(struct wd_wsgi_req *rq)
         return;
     }
     if (tb != NULL) {
-        size_t n = strlen(tb);
+        size_t n = strlen(tb); /* the log line ends at a NUL */
         char *line = tb;
 
         t->app_exception = 1;
@@ -1082,11 +1087,12 @@ handle_exception(struct wd_wsgi_req *rq)
         Py_END_ALLOW_THREADS
     }
     if (!rq->resp.wrote_header) {
-        resp = wd_error_response(500,
-                                 cfg->expose_tracebacks && tb ? tb
-                                                              : generic_500,
-                                 cfg->ident, rq->req->http11, t->start, &len,
-                                 &body_len);
+        int expose = cfg->expose_tracebacks && tb != NULL;
+
+        resp = wd_error_response_n(500, expose ? tb : generic_500,
+                                   expose ? tb_len : strlen(generic_500),
+                                   cfg->ident, rq->req->http11, t->start,
+                                   &len, &body_len);
         t->status = 500;
         if (resp != NULL) {
             rq->resp.wrote_header = 1;

@@ -298,6 +298,10 @@ def raise_before(environ, start_response):
     raise ValueError("boom before start_response")
 
 
+def raise_nul(environ, start_response):
+    raise ValueError("before\x00after")
+
+
 def raise_after(environ, start_response):
     start_response("200 OK", list(TEXT))
 

@@ -460,8 +460,8 @@ send_planned(struct wd_wsgi_req *rq, const char *head, size_t head_len,
     }
 }
 
-static void
-log_body_warnings(struct wd_wsgi_req *rq, unsigned warn)
+void
+wd_wsgi_log_body_warnings(struct wd_wsgi_req *rq, unsigned warn)
 {
     if (warn & WD_RESP_WARN_EXCESS)
         wd_log(WD_LOG_WARNING, WD_CAT_SERVER,
@@ -512,7 +512,7 @@ emit(struct wd_wsgi_req *rq, PyObject *data)
             goto out;
         }
         wd_response_body(&rq->resp, (size_t)n, &plan);
-        log_body_warnings(rq, plan.warn);
+        wd_wsgi_log_body_warnings(rq, plan.warn);
         rc = 0;
         goto out;
     }
@@ -535,7 +535,7 @@ emit(struct wd_wsgi_req *rq, PyObject *data)
         goto out;
     }
     wd_response_body(&rq->resp, (size_t)n, &plan);
-    log_body_warnings(rq, plan.warn);
+    wd_wsgi_log_body_warnings(rq, plan.warn);
     rc = send_planned(rq, head, head_len, &plan, p, copy ? copy : data);
     free(head);
     Py_XDECREF(copy);

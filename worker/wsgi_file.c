@@ -207,6 +207,11 @@ wd_wsgi_file_send(struct wd_wsgi_req *rq, PyObject *result)
     default:
         return -1;
     }
+    /* write() already sent the head: the file is only the rest of the
+       body, framed as any other (waitress would send its bytes raw,
+       which breaks a chunked body) */
+    if (rq->resp.wrote_header)
+        return 0;
     if (rq->resp.has_cl)
         r = PyObject_CallMethod(result, "_prepare", "L",
                                 (long long)rq->resp.cl);
@@ -235,7 +240,11 @@ wd_wsgi_file_send(struct wd_wsgi_req *rq, PyObject *result)
     if (wd_wsgi_write_head(rq) < 0)
         return -1;
     if (!rq->resp.has_body) {
-        rq->resp.written += (uint64_t)size;
+        struct wd_body_plan plan;
+
+        /* dropped, with emit's warning (SPEC.md 12.6) */
+        wd_response_body(&rq->resp, (size_t)size, &plan);
+        wd_wsgi_log_body_warnings(rq, plan.warn);
         rc = 1;
         goto close;
     }

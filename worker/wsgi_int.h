@@ -108,6 +108,8 @@ int wd_wsgi_file_init(void);
 int wd_wsgi_file_send(struct wd_wsgi_req *rq, PyObject *result);
 
 /* wsgi.c: output helpers used by the fast path. */
+/* Log the warnings of a wd_response_body plan (SPEC.md 12.3); GIL held. */
+void wd_wsgi_log_body_warnings(struct wd_wsgi_req *rq, unsigned warn);
 /* Append bytes to the connection; -1 with ClientDisconnected set. */
 int wd_wsgi_out(struct wd_wsgi_req *rq, const void *data, size_t len);
 /* The same for IOVCNT pieces in one write (empty pieces are fine). */

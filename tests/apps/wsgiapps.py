@@ -157,6 +157,26 @@ def file_wrapper_long_cl(environ, start_response):
     return environ["wsgi.file_wrapper"](f)
 
 
+def file_wrapper_after_write(environ, start_response):
+    """write() first, then a file: one head, the file continues the body
+    (?cl=N sets Content-Length N; without it 1.1 is chunked)."""
+    f = _tempfile(b"abc")
+    headers = [("Content-Type", "text/plain")]
+    cl = environ["QUERY_STRING"].partition("cl=")[2]
+    if cl:
+        headers.append(("Content-Length", cl))
+    write = start_response("200 OK", headers)
+    write(b"xy")
+    return environ["wsgi.file_wrapper"](f)
+
+
+def file_wrapper_no_body(environ, start_response):
+    """A 204 with a file: the data is dropped, with the warning (12.6)."""
+    f = _tempfile(b"abc")
+    start_response("204 No Content", [])
+    return environ["wsgi.file_wrapper"](f)
+
+
 def file_wrapper_bytesio(environ, start_response):
     """Seekable but no fileno(): read in blocks."""
     f = io.BytesIO(FILE_DATA)

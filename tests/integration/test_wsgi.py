@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import APPS, Server, read_all, read_response
+from conftest import APPS, Server, read_all, read_response, wait_for
 
 DATE_RE = rb"Date: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT\r\n"
 
@@ -588,6 +588,33 @@ def test_file_wrapper_real_file_keepalive(srv):
             assert hmap(headers)["content-length"] == str(len(FILE_DATA))
             assert "connection" not in hmap(headers)
             assert body == FILE_DATA
+
+
+def test_file_wrapper_after_write_continues_the_body(srv):
+    # the head went out with write(): no second head; the file's bytes are
+    # framed as the rest of the body (12.3), and the connection stays usable
+    with srv.connect() as s:
+        s.sendall(b"GET /file_wrapper_after_write?cl=5 HTTP/1.1\r\n\r\n"
+                  b"GET /file_wrapper_after_write?cl=5 HTTP/1.1\r\n\r\n"
+                  b"GET /file_wrapper_after_write HTTP/1.1\r\n\r\n")
+        for _ in range(2):
+            status, headers, body = read_response(s)
+            assert (status, hmap(headers)["content-length"], body) == (
+                "HTTP/1.1 200 OK", "5", b"xyabc")
+            assert "connection" not in hmap(headers)
+        status, headers, body = read_response(s)
+        assert status == "HTTP/1.1 200 OK"
+        assert hmap(headers)["transfer-encoding"] == "chunked"
+        assert body == b"xyabc"  # read_response took the chunks apart
+
+
+def test_file_wrapper_on_204_is_dropped_with_the_warning(srv):
+    mark = len(srv.log())
+    status, headers, body = split(get(srv, "/file_wrapper_no_body", extra=b"Connection: close\r\n"))
+    assert (status, body) == ("HTTP/1.1 204 No Content", b"")
+    assert wait_for(lambda: "application-written content was ignored due to HTTP response "
+                            "that may not contain a message-body: (204 No Content)"
+                            in srv.log()[mark:], 5), srv.log()[mark:]
 
 
 def test_file_wrapper_from_current_position(srv):

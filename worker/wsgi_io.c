@@ -173,7 +173,12 @@ input_readlines(struct input *in, PyObject *const *args, Py_ssize_t nargs)
         }
         total += (uint64_t)PyBytes_GET_SIZE(line);
         Py_DECREF(line);
-        if (hint > 0 && total >= (uint64_t)hint)
+        /* waitress hands a spilled body over as a real file, whose
+           readlines goes on while the total is not past the hint;
+           BytesIO's stops once it reaches it */
+        if (hint > 0 && (in->buf != NULL && wd_buf_is_file(in->buf)
+                             ? total > (uint64_t)hint
+                             : total >= (uint64_t)hint))
             break;
     }
     return list;

@@ -112,6 +112,13 @@ def input_extra(environ, start_response):
     return ["\n".join(out).encode("latin-1")]
 
 
+def input_readlines_hint(environ, start_response):
+    """readlines(3) on a body of lines of 3, 5, 4... bytes."""
+    lines = environ["wsgi.input"].readlines(3)
+    start_response("200 OK", list(TEXT))
+    return [repr(lines).encode()]
+
+
 def _tempfile(data):
     f = tempfile.TemporaryFile()
     f.write(data)

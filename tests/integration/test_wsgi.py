@@ -286,6 +286,19 @@ def test_input_empty_without_body(srv):
     assert out.decode().split("\n")[:2] == ["b''", "b''"]
 
 
+def test_input_readlines_hint_in_memory_and_spilled(server_factory):
+    # in memory the body is BytesIO-like (readlines stops once the total
+    # reaches the hint); spilled, waitress gives a real file (it stops
+    # only past it), SPEC.md 10.1
+    s = server_factory("wsgiapps:dispatch", args=["--inbuf-overflow=1000"])
+    for body, want in ((b"ab\ncdef\nghi\n", b"[b'ab\\n']"),
+                       (b"ab\ncdef\n" + b"x" * 9000, b"[b'ab\\n', b'cdef\\n']")):
+        raw = (b"POST /input_readlines_hint HTTP/1.1\r\nConnection: close\r\n"
+               b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        status, headers, out = split(s.request(raw))
+        assert (status, out) == ("HTTP/1.1 200 OK", want)
+
+
 def test_large_input_spilled_to_file(server_factory):
     s = server_factory("echo:app", args=["--inbuf-overflow=1000"])
     body = bytes(range(256)) * 64

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -350,10 +351,12 @@ build_head(struct wd_wsgi_req *rq, size_t *len)
     PyObject *stmp, *encstack[2 * HEAD_STACK_HEADERS], **enc = encstack;
     const char *st;
     char *head = NULL;
+    int no_body;
 
     /* encoding errors (non-latin-1) happen before anything is sent */
     if ((st = latin1_view(rq->status, &slen, &stmp)) == NULL)
         return NULL;
+    no_body = !wd_response_status_has_body(st, (size_t)slen);
     /* a TERM may have arrived while the app ran (SPEC.md 4.4 c) */
     if (wd_task_stopping(rq->t))
         wd_response_set_close(&rq->resp);
@@ -379,9 +382,15 @@ build_head(struct wd_wsgi_req *rq, size_t *len)
             np = PyBytes_AS_STRING(enc[2 * i]);
             nl = PyBytes_GET_SIZE(enc[2 * i]);
         }
-        if ((vp = latin1_view(PyTuple_GET_ITEM(pair, 1), &vl,
-                              &enc[2 * i + 1])) == NULL)
+        if (no_body && nl == 14 && strncasecmp(np, "content-length", 14) == 0) {
+            /* dropped from the block unseen (SPEC.md 12.4 step 2), so a
+               value int() took but latin-1 cannot hold is no error */
+            vp = "";
+            vl = 0;
+        } else if ((vp = latin1_view(PyTuple_GET_ITEM(pair, 1), &vl,
+                                     &enc[2 * i + 1])) == NULL) {
             goto finally;
+        }
         h[i].name = np;
         h[i].name_len = (size_t)nl;
         h[i].value = vp;

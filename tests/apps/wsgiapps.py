@@ -455,6 +455,12 @@ def none_result(environ, start_response):
     return None
 
 
+def no_content_odd_length(environ, start_response):
+    """int() reads U+0662 as 2; a 204 drops the header before encoding."""
+    start_response("204 No Content", [("Content-Length", "\u0662")])
+    return []
+
+
 def no_content_with_body(environ, start_response):
     start_response("204 No Content", [])
     return [b"ignored"]

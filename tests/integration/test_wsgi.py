@@ -382,6 +382,14 @@ def test_204_and_304_close_without_framing(srv):
         assert body == b""
 
 
+def test_204_drops_a_non_latin1_content_length_before_encoding(srv):
+    # SPEC.md 12.4: step 2 removes it, so it is never latin-1 encoded
+    status, headers, body = split(get(srv, "/no_content_odd_length"))
+    assert status == "HTTP/1.1 204 No Content"
+    assert "content-length" not in hmap(headers)
+    assert body == b""
+
+
 def test_204_body_dropped_with_warning(srv):
     status, headers, body = split(get(srv, "/no_content_with_body"))
     assert body == b""

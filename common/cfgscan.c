@@ -126,7 +126,7 @@ include_line(struct scan *s)
     char path[PATH_MAX], full[PATH_MAX];
     size_t n = 0;
     struct stat st;
-    int line = s->line, m;
+    int line = s->line, lines = 0, m;
 
     while (q < s->end && (*q == ' ' || *q == '\t'))
         q++;
@@ -142,7 +142,7 @@ include_line(struct scan *s)
         if (*q == '\\' && q + 1 < s->end && (q[1] == '\\' || q[1] == '"'))
             q++;
         else if (*q == '\n')
-            s->line++;
+            lines++;
         if (n < sizeof path - 1)
             path[n++] = *q;
     }
@@ -150,7 +150,10 @@ include_line(struct scan *s)
         return 0; /* unterminated: libconfig's error */
     path[n] = '\0';
     s->p = q + 1;
-    if (path[0] != '/' && s->include_dir != NULL)
+    s->line += lines;
+    /* libconfig 1.5 puts the include directory in front of every path,
+       an absolute one too */
+    if (s->include_dir != NULL)
         m = snprintf(full, sizeof full, "%s/%s", s->include_dir, path);
     else
         m = snprintf(full, sizeof full, "%s", path);
@@ -162,11 +165,29 @@ include_line(struct scan *s)
         return -1;
     }
     /* not read twice: a pipe would be empty for libconfig */
-    if (!S_ISREG(st.st_mode) || s->depth + 1 >= WD_CFGSCAN_MAX_DEPTH)
+    if (!S_ISREG(st.st_mode) || s->depth >= WD_CFGSCAN_MAX_DEPTH)
         return 1; /* deeper: libconfig's "include file nesting too deep" */
     return scan_file(full, s->include_dir, s->depth + 1, s->err, s->errlen) < 0
                ? -1
                : 1;
+}
+
+/* Past a float's exponent ([eE][-+]?[0-9]+) at P, or P if none. */
+static const char *
+exponent_end(const char *p, const char *end)
+{
+    const char *q = p;
+
+    if (q >= end || (*q != 'e' && *q != 'E'))
+        return p;
+    q++;
+    if (q < end && (*q == '-' || *q == '+'))
+        q++;
+    if (q >= end || !is_digit((unsigned char)*q))
+        return p;
+    while (q < end && is_digit((unsigned char)*q))
+        q++;
+    return q;
 }
 
 /* A number from s->p (a digit, or a sign before one): refuse an int that
@@ -194,16 +215,11 @@ number(struct scan *s)
         if (q < s->end && *q == '.') { /* a float */
             for (q++; q < s->end && is_digit((unsigned char)*q); q++)
                 ;
-            s->p = q;
+            s->p = exponent_end(q, s->end);
             return 0;
         }
-        if (q + 1 < s->end && (*q == 'e' || *q == 'E') &&
-            (is_digit((unsigned char)q[1]) ||
-             ((q[1] == '-' || q[1] == '+') && q + 2 < s->end &&
-              is_digit((unsigned char)q[2])))) {
-            for (q += 2; q < s->end && is_digit((unsigned char)*q); q++)
-                ;
-            s->p = q;
+        if (exponent_end(q, s->end) != q) { /* a float: 1e5 */
+            s->p = exponent_end(q, s->end);
             return 0;
         }
     }
@@ -251,8 +267,19 @@ wd_cfgscan_text(const char *text, size_t len, const char *name,
                      .line = 1,
                      .err = err,
                      .errlen = errlen};
+    const char *nul = memchr(text, '\0', len);
     int bol = 1, r;
 
+    /* libconfig would read a string only up to it, or fail on it */
+    if (nul != NULL) {
+        int line = 1;
+
+        for (const char *p = text; p < nul; p++)
+            line += *p == '\n';
+        snprintf(err, errlen, "%s:%d: a NUL byte: the file is not text", name,
+                 line);
+        return -1;
+    }
     while (s.p < s.end) {
         unsigned char c = (unsigned char)*s.p;
 
@@ -311,10 +338,7 @@ wd_cfgscan_text(const char *text, size_t len, const char *name,
             /* a float written .5: its digits are not an int */
             for (s.p++; s.p < s.end && is_digit((unsigned char)*s.p); s.p++)
                 ;
-            if (s.p + 1 < s.end && (*s.p == 'e' || *s.p == 'E'))
-                for (s.p += 2; s.p < s.end && is_digit((unsigned char)*s.p);
-                     s.p++)
-                    ;
+            s.p = exponent_end(s.p, s.end);
         } else {
             s.p++;
         }

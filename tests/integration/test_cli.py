@@ -253,6 +253,11 @@ def test_check_refuses_a_directory_and_a_wrapped_int(tmp_path):
                     'inbuf_overflow = "4294967296";\n')
     r = run("-t", "-c", str(conf))
     assert (r.returncode, r.stderr) == (0, CHECK_OK.format(conf))
+    # libconfig would stop at a NUL and drop what follows without a word
+    conf.write_bytes(b"threads = 4;\n\0threads = 9;\n")
+    r = run("-t", "-c", str(conf))
+    assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format(
+        conf, f"{conf}:2: a NUL byte: the file is not text"))
     # and run, not only -t: the same line, exit 1
     conf.write_text("port = 4294967297;\n")
     r = run("-c", str(conf), "echo:app")
@@ -260,7 +265,6 @@ def test_check_refuses_a_directory_and_a_wrapped_int(tmp_path):
     assert f"{conf}:1: port = 4294967297 does not fit in 32 bits" in r.stderr
 
 
-# ---------------------------------------------------------------- precedence
 # ---------------------------------------------------------------- precedence
 
 def test_command_line_beats_file(tmp_path):

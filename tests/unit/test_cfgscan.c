@@ -58,6 +58,25 @@ Test(cfgscan, the_l_suffix_floats_strings_and_comments_pass)
                  0, "%s", err);
 }
 
+Test(cfgscan, float_exponents_are_not_ints)
+{
+    cr_assert_eq(scan("x = 1.5e+3000000000;\ny = [1.5e3, 2.e9, .5E-9];\n"),
+                 0, "%s", err);
+    /* the setting named is the one the number belongs to */
+    cr_assert_eq(scan("x = [1.5e3, 5000000000];"), -1);
+    cr_assert(strstr(err, ": x = 5000000000 ") != NULL, "%s", err);
+}
+
+Test(cfgscan, a_nul_byte_is_refused_with_its_line)
+{
+    static const char text[] = "threads = 4;\n\0threads = 9;\n";
+
+    cr_assert_eq(wd_cfgscan_text(text, sizeof text - 1, "w.conf", NULL, 0,
+                                 err, sizeof err),
+                 -1);
+    cr_assert_str_eq(err, "w.conf:2: a NUL byte: the file is not text");
+}
+
 Test(cfgscan, digits_inside_a_name_are_not_a_number)
 {
     cr_assert_eq(scan("ab4294967297 = 1;\nx-4294967297 = 2;\n"), 0, "%s",
@@ -133,6 +152,40 @@ Test(cfgscan, included_files_are_looked_over_too, .init = make_dir,
     cr_assert_eq(wd_cfgscan_text(text, strlen(text), "w.conf", dir, 0, err,
                                  sizeof err),
                  0);
+}
+
+Test(cfgscan, includes_are_looked_over_as_deep_as_libconfig_reads,
+     .init = make_dir, .fini = remove_dir)
+{
+    /* w.conf includes l1 ... l10 (libconfig's last level); l10 wraps */
+    const char *text = "@include \"l1.conf\"\n";
+    char name[16], body[64];
+
+    for (int i = 1; i < 10; i++) {
+        snprintf(name, sizeof name, "l%d.conf", i);
+        snprintf(body, sizeof body, "@include \"l%d.conf\"\n", i + 1);
+        write_file(name, body);
+    }
+    write_file("l10.conf", "threads = 4294967297;\n");
+    cr_assert_eq(wd_cfgscan_text(text, strlen(text), "w.conf", dir, 0, err,
+                                 sizeof err),
+                 -1);
+    cr_assert(strstr(err, "/l10.conf:1: threads = ") != NULL, "%s", err);
+}
+
+Test(cfgscan, an_absolute_include_is_under_the_include_dir_too,
+     .init = make_dir, .fini = remove_dir)
+{
+    /* libconfig 1.5 puts include_dir in front of every path */
+    char sub[256];
+    const char *text = "@include \"/sub\"\n";
+
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    cr_assert_eq(mkdir(sub, 0700), 0);
+    cr_assert_eq(wd_cfgscan_text(text, strlen(text), "w.conf", dir, 0, err,
+                                 sizeof err),
+                 -1);
+    cr_assert(strstr(err, "cannot read include file ") != NULL, "%s", err);
 }
 
 Test(cfgscan, an_include_loop_stops_at_libconfig_depth, .init = make_dir,

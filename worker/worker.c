@@ -125,6 +125,10 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
         if (wd_log_reopen() != 0)
             wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot reopen logs: %s",
                    strerror(errno));
+        /* the app's stderr (wsgi.errors, print, logging) follows, as at
+           spawn: dup2 swaps fd 2 at once under any thread writing it */
+        else if (wd_log_error_fd() != STDERR_FILENO)
+            dup2(wd_log_error_fd(), STDERR_FILENO);
         break;
     }
 }

@@ -335,6 +335,35 @@ def test_usr1_reopens_logs_after_rotation(tmp_path):
     assert "Shutting down: Master" in error_log.read_text()
 
 
+def test_usr1_moves_the_apps_stderr_to_the_new_error_log(tmp_path):
+    """The workers' Python stderr is part of the error log (SPEC.md 2.3):
+    after a rotation and USR1 it goes to the new file too."""
+    port = free_port()
+    error_log = tmp_path / "error.log"
+    proc = subprocess.Popen([WAITRESSD, f"--listen=127.0.0.1:{port}", "--workers=2",
+                             f"--pythonpath={APPS}", f"--error-log={error_log}",
+                             "wsgiapps:dispatch"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc, error_log)
+        for i in range(4):
+            assert get(port, f"/applog?before{i}").startswith(b"HTTP/1.0 200")
+        error_log.rename(tmp_path / "error.log.1")
+        proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while not error_log.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the master passes USR1 on to the workers
+        for i in range(20):
+            assert get(port, f"/applog?after{i}").startswith(b"HTTP/1.0 200")
+    finally:
+        rc = stop(proc)
+    assert rc == 0
+    old, new = (tmp_path / "error.log.1").read_text(), error_log.read_text()
+    assert "app-logged-before0" in old and "app-logged-after" not in old
+    assert all(f"app-logged-after{i}\n" in new for i in range(20)), new
+
+
 def test_logrotate_snippet_rotates_and_reopens(tmp_path):
     """etc/waitressd.logrotate, run by logrotate itself with its paths
     moved into TMP (no systemd here: the pidfile branch sends USR1)."""

@@ -1188,12 +1188,16 @@ wd_channel_start(struct wd_channel *ch)
 }
 
 int
-wd_channel_sweep(struct wd_channel *ch, double idle_since, int spare_output)
+wd_channel_sweep(struct wd_channel *ch, double idle_since, int stopping)
 {
     if (ch->fd < 0 || ch->task != NULL || ch->qlen > 0)
         return 0;
-    if (spare_output && pending_output(ch) > 0)
+    if (stopping && pending_output(ch) > 0)
         return 0; /* a response still going out: closed after its flush */
+    /* a request partly received may finish arriving (SPEC.md 4.4 d):
+       only channel_timeout or the master's deadline ends it */
+    if (stopping && ch->req != NULL)
+        return 0;
     if (ch->last_activity >= idle_since)
         return 0;
     wd_channel_close(ch);

@@ -52,12 +52,13 @@ void wd_channel_close(struct wd_channel *ch);
 
 /*
  * loop: close CH if it has no request queued or running and no activity
- * since IDLE_SINCE (monotonic seconds) -- and, with SPARE_OUTPUT (the
- * graceful stop's sweep), no response output still pending.  Returns 1
- * if it was closed (CH may be gone), else 0.
+ * since IDLE_SINCE (monotonic seconds) -- and, with STOPPING (the
+ * graceful stop's sweep of idle keep-alive connections), no response
+ * output still pending and no request partly received.  Returns 1 if it
+ * was closed (CH may be gone), else 0.
  */
 int wd_channel_sweep(struct wd_channel *ch, double idle_since,
-                     int spare_output);
+                     int stopping);
 
 /* loop: the worker is stopping gracefully (SPEC.md 4.4). */
 void wd_channel_stop(struct wd_channel *ch);

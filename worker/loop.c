@@ -549,16 +549,16 @@ wd_loop_channel_freed(struct wd_loop *l)
         event_base_loopexit(l->base, NULL);
 }
 
-/* Close every channel idle since IDLE_SINCE (SPARE_OUTPUT: except those
- * still sending a response). */
+/* Close every channel idle since IDLE_SINCE (STOPPING: except those
+ * still sending a response or receiving a request). */
 static void
-sweep(struct wd_loop *l, double idle_since, int spare_output)
+sweep(struct wd_loop *l, double idle_since, int stopping)
 {
     struct wd_channel *ch, *next;
 
     for (ch = l->channels; ch != NULL; ch = next) {
         next = wd_channel_next(ch);
-        wd_channel_sweep(ch, idle_since, spare_output);
+        wd_channel_sweep(ch, idle_since, stopping);
     }
 }
 

@@ -624,6 +624,28 @@ def test_reload_of_a_directory_or_a_big_int_keeps_the_old_config(tmp_path):
     srv.check_log()
 
 
+def test_reload_lets_a_paused_upload_finish(tmp_path):
+    # SPEC.md 4.4 (d): a partly received request may finish arriving and
+    # is served; only idle keep-alive connections go after 1 s (b).  The
+    # client pauses 1.5 s twice in its body while the old worker stops.
+    srv = start(tmp_path / "srv", app="echo:app", workers=1)
+    try:
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 300\r\n\r\n" + b"a" * 100)
+        time.sleep(0.2)
+        srv.signal(signal.SIGHUP)
+        for part in (b"b", b"c"):
+            time.sleep(1.5)
+            s.sendall(part * 100)
+        status, headers, body = read_response(s)
+        s.close()
+        assert status == "HTTP/1.1 200 OK"
+        assert ("Connection", "close") in headers
+        assert json.loads(body)["body"] == "a" * 100 + "b" * 100 + "c" * 100
+    finally:
+        srv.stop()
+
+
 def test_reload_worker_boot_failure_aborts(tmp_path):
     sport = free_port()
     srv = start(tmp_path / "srv", workers=2, config='app = "masterapp:app";\n',

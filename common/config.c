@@ -103,7 +103,7 @@ static const struct opt options[] = {
      "Inherited listening file descriptors; repeatable."},
     /* waitress options */
     {"server_name", T_STR, F(server_name), 0, "waitress.invalid",
-     "SERVER_NAME when the request has no Host header."},
+     "SERVER_NAME for every request (never from its Host header)."},
     {"threads", T_INT, F(threads), 0, "4",
      "Application threads per worker process."},
     {"trusted_proxy", T_STR_OR_NONE, F(trusted_proxy), 0, NULL,

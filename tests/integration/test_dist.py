@@ -303,6 +303,19 @@ def test_socket_activation_serves(tmp_path, config):
 
 # ------------------------------------------------------- log reopening
 
+def rotate_and_usr1(proc, *logs):
+    """What logrotate does: move each log to LOG.1, send USR1, and wait
+    until the master has created the files again and passed the signal
+    on to its workers."""
+    for f in logs:
+        f.rename(f.with_name(f.name + ".1"))
+    proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while not all(f.exists() for f in logs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the master passes USR1 on to the workers
+
+
 def test_usr1_reopens_logs_after_rotation(tmp_path):
     """What etc/waitressd.logrotate does: move the files, send USR1."""
     port = free_port()
@@ -315,13 +328,7 @@ def test_usr1_reopens_logs_after_rotation(tmp_path):
         wait_port(port, proc, error_log)
         assert get(port, "/before").startswith(b"HTTP/1.0 200")
         time.sleep(0.2)
-        error_log.rename(tmp_path / "error.log.1")
-        access_log.rename(tmp_path / "access.log.1")
-        proc.send_signal(signal.SIGUSR1)
-        deadline = time.monotonic() + 10
-        while not (error_log.exists() and access_log.exists()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # the master passes USR1 on to the workers
+        rotate_and_usr1(proc, error_log, access_log)
         # both workers answer, and each must log to the new file
         for i in range(20):
             assert get(port, f"/after{i}").startswith(b"HTTP/1.0 200")
@@ -348,12 +355,7 @@ def test_usr1_moves_the_apps_stderr_to_the_new_error_log(tmp_path):
         wait_port(port, proc, error_log)
         for i in range(4):
             assert get(port, f"/applog?before{i}").startswith(b"HTTP/1.0 200")
-        error_log.rename(tmp_path / "error.log.1")
-        proc.send_signal(signal.SIGUSR1)
-        deadline = time.monotonic() + 10
-        while not error_log.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # the master passes USR1 on to the workers
+        rotate_and_usr1(proc, error_log)
         for i in range(20):
             assert get(port, f"/applog?after{i}").startswith(b"HTTP/1.0 200")
     finally:

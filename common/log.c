@@ -423,26 +423,51 @@ defer_record(const char *line, size_t len)
     return 1;
 }
 
+/* "[time] [pid] [LEVEL] [category] " into OUT; its length, 0 if the
+ * level is filtered out or it does not fit. */
+static size_t
+record_head(char *out, size_t cap, enum wd_log_level level,
+            const char *category)
+{
+    size_t pre;
+    int n;
+
+    if (!holding && (int)level < atomic_load(&log_level))
+        return 0;
+    pre = record_prefix(out, cap);
+    n = snprintf(out + pre, cap - pre, "[%s] [%s] ",
+                 wd_log_level_name(level),
+                 category != NULL ? category : WD_CAT_SERVER);
+
+    if (n < 0 || (size_t)n >= cap - pre)
+        return 0;
+    return pre + (size_t)n;
+}
+
+/* BUF holds NEED bytes, the last one the newline's place. */
+static void
+emit_record(enum wd_log_level level, char *buf, size_t need)
+{
+    buf[need - 1] = '\n';
+    if (holding)
+        hold_record((int)level, buf, need);
+    else if (!defer_record(buf, need))
+        write_all(wd_log_error_fd(), buf, need);
+}
+
 void
 wd_vlog(enum wd_log_level level, const char *category, const char *fmt,
         va_list ap)
 {
     char stackbuf[2048];
     char *buf = stackbuf;
-    size_t pre;
     int head, body;
     size_t need;
     va_list ap2;
 
-    if (!holding && (int)level < atomic_load(&log_level))
+    if ((head = (int)record_head(stackbuf, sizeof stackbuf, level,
+                                 category)) == 0)
         return;
-    pre = record_prefix(stackbuf, sizeof stackbuf);
-    head = snprintf(stackbuf + pre, sizeof stackbuf - pre, "[%s] [%s] ",
-                    wd_log_level_name(level),
-                    category != NULL ? category : WD_CAT_SERVER);
-    if (head < 0 || (size_t)head >= sizeof stackbuf - pre)
-        return;
-    head += (int)pre;
     va_copy(ap2, ap);
     body = vsnprintf(stackbuf + head, sizeof stackbuf - (size_t)head, fmt,
                      ap2);
@@ -460,11 +485,33 @@ wd_vlog(enum wd_log_level level, const char *category, const char *fmt,
             vsnprintf(buf + head, need - (size_t)head, fmt, ap);
         }
     }
-    buf[need - 1] = '\n';
-    if (holding)
-        hold_record(level, buf, need);
-    else if (!defer_record(buf, need))
-        write_all(wd_log_error_fd(), buf, need);
+    emit_record(level, buf, need);
+    if (buf != stackbuf)
+        free(buf);
+}
+
+void
+wd_log_bytes(enum wd_log_level level, const char *category, const char *msg,
+             size_t len)
+{
+    char stackbuf[2048];
+    char *buf = stackbuf;
+    size_t head, need;
+
+    if ((head = record_head(stackbuf, sizeof stackbuf, level, category)) == 0)
+        return;
+    need = head + len + 1; /* + newline */
+    if (need > sizeof stackbuf) {
+        if ((buf = malloc(need)) == NULL) {
+            buf = stackbuf;
+            len = sizeof stackbuf - head - 1;
+            need = sizeof stackbuf;
+        } else {
+            memcpy(buf, stackbuf, head);
+        }
+    }
+    memcpy(buf + head, msg, len);
+    emit_record(level, buf, need);
     if (buf != stackbuf)
         free(buf);
 }

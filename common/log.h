@@ -79,6 +79,11 @@ void wd_log(enum wd_log_level level, const char *category, const char *fmt,
 void wd_vlog(enum wd_log_level level, const char *category, const char *fmt,
              va_list ap) __attribute__((format(printf, 3, 0)));
 
+/* One record whose message is LEN bytes taken as they are: a NUL in it
+ * is written too (an app's traceback may hold one). */
+void wd_log_bytes(enum wd_log_level level, const char *category,
+                  const char *msg, size_t len);
+
 /* One finished request for the access log (SPEC.md 16.3). */
 struct wd_access_rec {
     const char *remote_addr;  /* after proxy headers, or the peer */

@@ -1084,15 +1084,28 @@ handle_exception(struct wd_wsgi_req *rq)
         return;
     }
     if (tb != NULL) {
-        size_t n = strlen(tb); /* the log line ends at a NUL */
-        char *line = tb;
+        /* the traceback by its length: a NUL in the exception's message
+           is logged too, as Python's logging would write it */
+        size_t n = tb_len && tb[tb_len - 1] == '\n' ? tb_len - 1 : tb_len;
+        static const char what[] = "Exception while serving ";
+        size_t plen = strlen(path), mlen = sizeof what - 1 + plen + 1 + n;
+        char *msg = malloc(mlen);
 
         t->app_exception = 1;
 
         /* format with the GIL (done), write without it */
         Py_BEGIN_ALLOW_THREADS
-        wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "Exception while serving %s\n%.*s",
-               path, (int)(n && line[n - 1] == '\n' ? n - 1 : n), line);
+        if (msg != NULL) {
+            memcpy(msg, what, sizeof what - 1);
+            memcpy(msg + sizeof what - 1, path, plen);
+            msg[sizeof what - 1 + plen] = '\n';
+            memcpy(msg + sizeof what + plen, tb, n);
+            wd_log_bytes(WD_LOG_ERROR, WD_CAT_SERVER, msg, mlen);
+            free(msg);
+        } else {
+            wd_log(WD_LOG_ERROR, WD_CAT_SERVER,
+                   "Exception while serving %s\n%.*s", path, (int)n, tb);
+        }
         Py_END_ALLOW_THREADS
     }
     if (!rq->resp.wrote_header) {

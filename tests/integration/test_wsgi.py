@@ -595,6 +595,18 @@ def test_exposed_traceback_keeps_a_nul_byte(server_factory):
     assert int(hmap(headers)["content-length"]) == len(body)
 
 
+def test_logged_traceback_keeps_a_nul_byte(server_factory):
+    # the error log gets the whole traceback, as Python's logging writes
+    # it: the record is not cut at the NUL (SPEC.md 13)
+    s = server_factory("wsgiapps:dispatch")
+    status, _, _ = split(get(s, "/raise_nul"))
+    assert status == "HTTP/1.1 500 Internal Server Error"
+    wait_for(lambda: b"ValueError: before" in s.log_path.read_bytes())
+    text = s.log_path.read_bytes()
+    assert b"Exception while serving /raise_nul\nTraceback" in text
+    assert b"ValueError: before\x00after\n" in text
+
+
 # ---------------------------------------------------------------------
 # wsgi.file_wrapper (SPEC.md 12.8)
 

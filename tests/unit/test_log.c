@@ -233,6 +233,52 @@ Test(log, long_message_written_whole)
     cr_assert_gt(strlen(t), sizeof big);
 }
 
+static size_t
+slurp_len(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    cr_assert_not_null(f);
+    n = fread(buf, 1, cap, f);
+    fclose(f);
+    return n;
+}
+
+Test(log, bytes_record_keeps_nul_bytes_short_and_long)
+{
+    static char big[5000], buf[16384];
+    static const char tail[] = "ValueError: before\0after";
+    size_t n, head;
+
+    cr_assert_eq(wd_log_open(epath, NULL), 0);
+    wd_log_bytes(WD_LOG_ERROR, WD_CAT_SERVER, tail, sizeof tail - 1);
+    n = slurp_len(epath, buf, sizeof buf);
+    cr_assert_geq(n, sizeof tail);
+    head = n - sizeof tail; /* the record's prefix before the message */
+    cr_assert_eq(memcmp(buf + head, tail, sizeof tail - 1), 0);
+    cr_assert_eq(buf[n - 1], '\n');
+    cr_assert_not_null(strstr(buf, "[ERROR] [waitressd] ValueError: before"));
+
+    /* past the stack buffer: written whole from the heap */
+    memset(big, 'x', sizeof big);
+    big[100] = '\0';
+    cr_assert_eq(truncate(epath, 0), 0);
+    wd_log_bytes(WD_LOG_ERROR, WD_CAT_SERVER, big, sizeof big);
+    n = slurp_len(epath, buf, sizeof buf);
+    cr_assert_eq(n, head + sizeof big + 1);
+    cr_assert_eq(memcmp(buf + head, big, sizeof big), 0);
+    cr_assert_eq(buf[n - 1], '\n');
+}
+
+Test(log, bytes_record_obeys_the_level)
+{
+    cr_assert_eq(wd_log_open(epath, NULL), 0);
+    wd_log_set_level(WD_LOG_WARNING);
+    wd_log_bytes(WD_LOG_INFO, WD_CAT_SERVER, "dropped", 7);
+    cr_assert_str_empty(slurp(epath));
+}
+
 Test(log, appends_to_existing_file)
 {
     FILE *f = fopen(epath, "w");

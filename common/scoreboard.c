@@ -257,6 +257,41 @@ load_of(uint32_t connections, int64_t full_since, int64_t now_ms,
     return (uint64_t)connections + (full ? WD_SB_FULL_WEIGHT : 0);
 }
 
+/* S is another started worker that listens (*ACCEPT: how) and is alive:
+ * a stopped or hung worker keeps its last state, so its heartbeat must
+ * be at most STALE_MS old at NOW_MS. */
+static int
+listening_sibling(struct wd_sb_slot *s, int64_t now_ms, int64_t stale_ms,
+                  uint32_t *accept)
+{
+    uint32_t state;
+
+    if (atomic_load_explicit(&s->pid, RELAXED) <= 0)
+        return 0;
+    state = atomic_load_explicit(&s->state, RELAXED);
+    *accept = atomic_load_explicit(&s->accept_state, RELAXED);
+    if ((state != WD_SB_IDLE && state != WD_SB_BUSY) ||
+        *accept == WD_SB_ACCEPT_OFF)
+        return 0;
+    return now_ms - atomic_load_explicit(&s->heartbeat_ms, RELAXED) <=
+           stale_ms;
+}
+
+int
+wd_sb_sibling_accepts(struct wd_sb *sb, const struct wd_sb_slot *self,
+                      int64_t now_ms, int64_t stale_ms)
+{
+    for (uint32_t i = 0; i < sb->nslots; i++) {
+        struct wd_sb_slot *s = &sb->slot[i];
+        uint32_t accept;
+
+        if (s != self && listening_sibling(s, now_ms, stale_ms, &accept) &&
+            accept != WD_SB_ACCEPT_QUEUED)
+            return 1;
+    }
+    return 0;
+}
+
 int
 wd_sb_better_sibling(struct wd_sb *sb, const struct wd_sb_slot *self,
                      const struct wd_sb_load *own, uint32_t slack,
@@ -269,19 +304,10 @@ wd_sb_better_sibling(struct wd_sb *sb, const struct wd_sb_slot *self,
     mine = load_of(own->connections, own->full_since_ms, now_ms, full_ms);
     for (uint32_t i = 0; i < sb->nslots; i++) {
         struct wd_sb_slot *s = &sb->slot[i];
-        uint32_t state, accept;
+        uint32_t accept;
         uint64_t load;
 
-        if (s == self || atomic_load_explicit(&s->pid, RELAXED) <= 0)
-            continue;
-        state = atomic_load_explicit(&s->state, RELAXED);
-        accept = atomic_load_explicit(&s->accept_state, RELAXED);
-        if ((state != WD_SB_IDLE && state != WD_SB_BUSY) ||
-            accept == WD_SB_ACCEPT_OFF)
-            continue;
-        /* a stopped or hung worker keeps its last state: not a home */
-        if (now_ms - atomic_load_explicit(&s->heartbeat_ms, RELAXED) >
-            stale_ms)
+        if (s == self || !listening_sibling(s, now_ms, stale_ms, &accept))
             continue;
         load = load_of(atomic_load_explicit(&s->connections, RELAXED),
                        atomic_load_explicit(&s->full_since_ms, RELAXED),

@@ -187,6 +187,16 @@ int wd_sb_better_sibling(struct wd_sb *sb, const struct wd_sb_slot *self,
                          int64_t now_ms, int64_t stale_ms, int64_t full_ms,
                          int *woken);
 
+/*
+ * Worker loop, its task queue deeper than its threads: may it stop
+ * accepting?  Only if some sibling of SELF would take the connections
+ * meanwhile: a started, live worker (as above) that is neither OFF nor
+ * QUEUED itself.  Without one, pausing would only leave connections in
+ * the kernel's queue, where they wait just as long, unseen.
+ */
+int wd_sb_sibling_accepts(struct wd_sb *sb, const struct wd_sb_slot *self,
+                          int64_t now_ms, int64_t stale_ms);
+
 /* "booting", "idle", "busy", "stopping" (SPEC.md 17), "free". */
 const char *wd_sb_state_name(uint32_t state);
 

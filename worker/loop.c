@@ -496,7 +496,13 @@ wd_loop_task_posted(struct wd_loop *l)
     note_full(l);
     if (l->pool == NULL)
         return;
-    if (wd_pool_queued(l->pool) > (size_t)l->cfg->threads && !l->queue_full) {
+    /* issue 5: leave new connections to a sibling while the queue is
+       deep; with none to take them, accept and queue them as waitress
+       does (SPEC.md 5.2's queue depth, 5.6) */
+    if (wd_pool_queued(l->pool) > (size_t)l->cfg->threads &&
+        !l->queue_full && l->sb != NULL && wd_sb_attached() != NULL &&
+        wd_sb_sibling_accepts(wd_sb_attached(), l->sb, wd_sb_now_ms(),
+                              FAIR_STALE_MS)) {
         l->queue_full = 1;
         update_listeners(l);
     }

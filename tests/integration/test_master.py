@@ -184,25 +184,68 @@ def test_stats_counts_application_exceptions(master):
     assert wait_for(lambda: stats(sport)["workers"][0]["exceptions"] == 2, 3)
 
 
-def test_worker_with_a_deep_queue_stops_accepting(master):
-    # issue 5: a worker whose task queue is deeper than its threads stops
-    # accepting until it drains, so new connections go to idle workers.
-    # One worker, one thread: a running request and two queued ones stop
-    # its accepting; a fourth client waits in the kernel's queue.
+def test_one_worker_queues_every_connection_like_waitress(master):
+    # With no sibling to take a connection, pausing the accept would only
+    # leave it in the kernel's queue: one worker accepts and queues them
+    # all, and "Task queue depth is N" counts as waitress does (SPEC.md
+    # 5.2, 5.6: only connection_limit stops the accepting).
     sport = free_port()
     srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=1, threads=1)
     conns = []
-    for delay in ("1.5", "0", "0"):
+    for delay in ("1.5", "0", "0", "0", "0"):
         c = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
         c.sendall(f"GET /slow?delay={delay} HTTP/1.0\r\n\r\n".encode())
         conns.append(c)
         time.sleep(0.2)
-    late = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    late.sendall(b"GET /pid HTTP/1.0\r\n\r\n")
-    time.sleep(0.4)
-    assert stats(sport)["workers"][0]["connections"] == 3
-    for c in conns + [late]:
+    assert stats(sport)["workers"][0]["connections"] == 5
+    for c in conns:
         assert read_response(c)[0] == "HTTP/1.0 200 OK"
+        c.close()
+    depths = re.findall(r"Task queue depth is (\d+)", srv.log())
+    assert depths[:4] == ["1", "2", "3", "4"], depths
+
+
+def keepalive_conns_by_worker(port, n):
+    """N keep-alive connections, grouped by the pid of the worker that
+    holds each (asked with /pid on it)."""
+    by_pid = {}
+    for _ in range(n):
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        c.sendall(b"GET /pid HTTP/1.1\r\n\r\n")
+        status, _, body = read_response(c)
+        assert status == "HTTP/1.1 200 OK"
+        by_pid.setdefault(int(body), []).append(c)
+    return by_pid
+
+
+def test_worker_with_a_deep_queue_leaves_new_connections_to_a_sibling(master):
+    # issue 5: a worker whose task queue is deeper than its threads stops
+    # accepting until it drains, so new connections go to other workers,
+    # even to one holding many more connections (which fair accept alone
+    # would not prefer).  Two workers, one thread each: worker A keeps
+    # three connections and gets a slow request on each (one running, two
+    # queued); worker B keeps about fifteen idle ones.
+    sport = free_port()
+    srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=2, threads=1)
+    wait_for(lambda: [w["status"] for w in stats(sport)["workers"]] == ["idle"] * 2, 5)
+    by_pid = keepalive_conns_by_worker(srv.port, 30)
+    assert len(by_pid) == 2, {p: len(c) for p, c in by_pid.items()}
+    a, b = sorted(by_pid, key=lambda p: len(by_pid[p]))
+    slow, rest = by_pid[a][:3], by_pid[a][3:]
+    assert len(slow) == 3, {p: len(c) for p, c in by_pid.items()}
+    for c in rest:
+        c.close()
+    for c in slow:
+        c.sendall(b"GET /slow?delay=2 HTTP/1.1\r\n\r\n")
+    time.sleep(0.3)
+    for _ in range(6):
+        status, _, body = http_get(srv.port, "/pid")
+        assert status == "HTTP/1.0 200 OK"
+        assert int(body) == b
+    for c in slow:
+        assert read_response(c)[0] == "HTTP/1.1 200 OK"
+        c.close()
+    for c in by_pid[b]:
         c.close()
 
 

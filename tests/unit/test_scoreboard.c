@@ -371,6 +371,31 @@ Test(scoreboard, fair_accept_ignores_siblings_that_cannot_take_one)
     wd_sb_free(sb);
 }
 
+Test(scoreboard, a_deep_queue_pauses_only_beside_a_listening_sibling)
+{
+    struct wd_sb *sb = wd_sb_new(4);
+    struct wd_sb_slot *self = sibling(sb, 0, 0);
+    struct wd_sb_slot *a, *b;
+    int64_t now = wd_sb_now_ms();
+
+    /* alone (workers=1): nobody else would take a connection */
+    cr_assert_eq(wd_sb_sibling_accepts(sb, self, now, 3000), 0);
+    a = sibling(sb, 1, 40);
+    cr_assert_eq(wd_sb_sibling_accepts(sb, self, now, 3000), 1);
+    wd_sb_set_accept(a, WD_SB_ACCEPT_WAITING); /* kicked or rescues */
+    cr_assert_eq(wd_sb_sibling_accepts(sb, self, now, 3000), 1);
+    wd_sb_set_accept(a, WD_SB_ACCEPT_QUEUED); /* paused itself */
+    cr_assert_eq(wd_sb_sibling_accepts(sb, self, now, 3000), 0);
+    b = sibling(sb, 2, 0);
+    wd_sb_set_state(b, WD_SB_STOPPING);
+    cr_assert_eq(wd_sb_sibling_accepts(sb, self, now, 3000), 0);
+    wd_sb_set_state(b, WD_SB_BUSY);
+    cr_assert_eq(wd_sb_sibling_accepts(sb, self, now, 3000), 1);
+    /* hung: its heartbeat is older than 3 s */
+    cr_assert_eq(wd_sb_sibling_accepts(sb, self, now + 3001, 3000), 0);
+    wd_sb_free(sb);
+}
+
 Test(scoreboard, fair_accept_prefers_a_free_thread_to_a_stuck_worker)
 {
     struct wd_sb *sb = wd_sb_new(2);

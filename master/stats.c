@@ -26,6 +26,11 @@
 #define HEAD_MAX 8192
 #define READ_SECONDS 2
 #define WRITE_SECONDS 10
+/* Connections served at once; the rest wait in the listen queue.  A
+ * flood of silent clients must not take the descriptors the master
+ * needs to respawn workers. */
+#define MAX_CONNS 32
+#define ACCEPT_PAUSE_MS 100 /* after accept() failed for want of fds */
 
 /* ------------------------------------------------------------------ */
 /* a growing string                                                    */
@@ -304,7 +309,21 @@ struct wd_stats {
     wd_stats_fill_fn fill;
     void *arg;
     struct conn *conns;
+    size_t nconns;
+    struct event *pause_ev; /* re-arms the listener after a failure */
+    int listening;          /* ev is added */
 };
+
+/* Watch the listener or not (ON); no-op when it already is so. */
+static void
+set_listening(struct wd_stats *st, int on)
+{
+    if (on == st->listening || st->ev == NULL)
+        return;
+    if (on ? event_add(st->ev, NULL) : event_del(st->ev))
+        return;
+    st->listening = on;
+}
 
 static void
 conn_free(struct conn *c)
@@ -324,24 +343,38 @@ conn_free(struct conn *c)
     close(c->fd);
     free(c->out);
     free(c);
+    if (--st->nconns < MAX_CONNS && st->pause_ev != NULL &&
+        !evtimer_pending(st->pause_ev, NULL))
+        set_listening(st, 1);
 }
 
-/* Is the request path exactly /metrics (query string ignored)? */
+/* Is the request's path exactly /metrics?  The query and fragment are no
+ * part of it, and an absolute-form target (http://host/metrics) has its
+ * path after the authority (SPEC.md 6.4). */
 static int
 wants_metrics(const char *head, size_t len)
 {
-    const char *sp = memchr(head, ' ', len), *end;
+    const char *p = memchr(head, ' ', len), *end, *scheme;
     size_t n;
 
-    if (sp == NULL)
+    if (p == NULL)
         return 0;
-    sp++;
-    end = sp;
+    p++;
+    end = p;
     while ((size_t)(end - head) < len && *end != ' ' && *end != '?' &&
-           *end != '\r' && *end != '\n')
+           *end != '#' && *end != '\r' && *end != '\n')
         end++;
-    n = (size_t)(end - sp);
-    return n == 8 && memcmp(sp, "/metrics", 8) == 0;
+    n = (size_t)(end - p);
+    scheme = n > 3 ? memmem(p, n, "://", 3) : NULL;
+    if (scheme != NULL && p[0] != '/') {
+        const char *auth = scheme + 3;
+
+        p = memchr(auth, '/', (size_t)(end - auth));
+        if (p == NULL)
+            return 0;
+        n = (size_t)(end - p);
+    }
+    return n == 8 && memcmp(p, "/metrics", 8) == 0;
 }
 
 static char *
@@ -463,12 +496,25 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
     struct wd_stats *st = arg;
     struct timeval tv = {READ_SECONDS, 0};
 
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < 16 && st->nconns < MAX_CONNS; i++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         struct conn *c;
 
-        if (fd < 0)
+        if (fd < 0) {
+            struct timeval pause = {0, ACCEPT_PAUSE_MS * 1000};
+
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+                errno == ECONNABORTED)
+                return;
+            /* EMFILE and the like: the connection stays queued and the
+               listener readable; watching it now would spin */
+            wd_log(WD_LOG_WARNING, WD_CAT_MASTER,
+                   "stats: accept: %s; pausing for %d ms", strerror(errno),
+                   ACCEPT_PAUSE_MS);
+            set_listening(st, 0);
+            evtimer_add(st->pause_ev, &pause);
             return;
+        }
         if ((c = calloc(1, sizeof *c)) == NULL) {
             close(fd);
             continue;
@@ -479,12 +525,24 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
         if (st->conns != NULL)
             st->conns->prev = c;
         st->conns = c;
+        st->nconns++;
         c->ev = event_new(st->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
         c->timer = evtimer_new(st->base, conn_timer_cb, c);
         if (c->ev == NULL || c->timer == NULL || event_add(c->ev, NULL) != 0 ||
             evtimer_add(c->timer, &tv) != 0)
             conn_free(c);
     }
+    if (st->nconns >= MAX_CONNS)
+        set_listening(st, 0);
+}
+
+static void
+pause_end_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct wd_stats *st = arg;
+
+    if (st->nconns < MAX_CONNS)
+        set_listening(st, 1);
 }
 
 static int
@@ -572,7 +630,10 @@ wd_stats_open(struct event_base *base, const char *addr,
         rc = bind_tcp(st, addr, err, errlen);
     if (rc == 0) {
         st->ev = event_new(base, st->fd, EV_READ | EV_PERSIST, accept_cb, st);
-        if (st->ev == NULL || event_add(st->ev, NULL) != 0) {
+        st->pause_ev = evtimer_new(base, pause_end_cb, st);
+        if (st->ev != NULL && st->pause_ev != NULL)
+            set_listening(st, 1);
+        if (!st->listening) {
             snprintf(err, errlen, "stats: cannot watch the listener");
             rc = -1;
         }
@@ -589,10 +650,13 @@ wd_stats_close(struct wd_stats *st)
 {
     if (st == NULL)
         return;
-    while (st->conns != NULL)
-        conn_free(st->conns);
     if (st->ev != NULL)
         event_free(st->ev);
+    st->ev = NULL; /* conn_free would watch it again */
+    while (st->conns != NULL)
+        conn_free(st->conns);
+    if (st->pause_ev != NULL)
+        event_free(st->pause_ev);
     if (st->fd >= 0)
         close(st->fd);
     if (st->unix_path != NULL)

@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -278,6 +279,81 @@ def test_stats_answers_a_silent_client_after_two_seconds(master):
     assert b"Connection: close\r\n" in data
     assert 1.5 < elapsed < 4
     json.loads(data.partition(b"\r\n\r\n")[2])
+
+
+def test_stats_metrics_path_forms(master):
+    # the path is what SPEC.md 6.4 makes of the target: the query and the
+    # fragment are not part of it, and an absolute-form target has one
+    sport = free_port()
+    master(args=[f"--stats=127.0.0.1:{sport}"], workers=1)
+    def content_type(target):
+        status, headers, _ = http_get(sport, target)
+        assert status == "HTTP/1.0 200 OK"
+        return dict(headers)["Content-Type"]
+
+    for target in ("/metrics", "/metrics?x=1", "/metrics#top",
+                   "http://127.0.0.1/metrics", "HTTP://h:1/metrics?a"):
+        assert content_type(target) == "text/plain; version=0.0.4", target
+    for target in ("/metricsx", "/metrics/", "http://h/metrics/x", "http://metrics",
+                   "/x/metrics"):
+        assert content_type(target) == "application/json", target
+
+
+def cpu_seconds(pid):
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def silent_stats_clients(sport, n):
+    """N connections to the stats endpoint that send one byte and wait."""
+    held = []
+    for _ in range(n):
+        c = socket.create_connection(("127.0.0.1", sport), timeout=5)
+        c.sendall(b"G")
+        held.append(c)
+    return held
+
+
+def test_stats_holds_a_bounded_number_of_connections(master):
+    # a flood of silent clients: the master keeps a few dozen open and
+    # leaves the rest in the listen queue, so its descriptors stay free
+    # for the workers it must respawn; each is answered in turn
+    sport = free_port()
+    srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=1)
+    base = len(os.listdir(f"/proc/{srv.proc.pid}/fd"))
+    held = silent_stats_clients(sport, 60)
+    try:
+        time.sleep(0.5)
+        opened = len(os.listdir(f"/proc/{srv.proc.pid}/fd")) - base
+        assert 0 < opened <= 32, opened
+        for c in held:  # the queued ones too, after their 2 s turn
+            assert read_all(c).startswith(b"HTTP/1.0 200 OK\r\n")
+    finally:
+        for c in held:
+            c.close()
+
+
+def test_stats_out_of_descriptors_does_not_spin_the_master(master):
+    # accept() failing with EMFILE left the listener armed: the master
+    # looped on it at 100 % CPU (and respawned workers late)
+    sport = free_port()
+    srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=1)
+    pid = srv.proc.pid
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (fds + 4, hard))
+    held = silent_stats_clients(sport, 12)
+    try:
+        time.sleep(0.3)
+        c0 = cpu_seconds(pid)
+        time.sleep(1.0)
+        assert cpu_seconds(pid) - c0 < 0.3
+    finally:
+        for c in held:
+            c.close()
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+    assert wait_for(lambda: http_get(sport, "/")[0] == "HTTP/1.0 200 OK", 5)
+    assert http_get(srv.port, "/pid")[0] == "HTTP/1.0 200 OK"
 
 
 def test_stats_on_unix_path_and_not_on_app_listener(master, tmp_path):

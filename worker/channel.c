@@ -1013,11 +1013,11 @@ wd_task_writev_borrow(struct wd_task *t, const struct iovec *iov,
             continue;
         }
         if (i == keep && kept != NULL && len - skip >= WD_BORROW_MIN &&
-            ch->total_out + (len - skip) <=
-                (uint64_t)t->cfg->outbuf_overflow) {
+            ch->total_out + len <= (uint64_t)t->cfg->outbuf_overflow) {
             /* within outbuf_overflow: past it SPEC.md 15 moves pending
                output to a temp file, which bounds what many slow
-               readers hold in memory */
+               readers hold in memory.  What a borrow holds is the whole
+               object, the part already sent included. */
             rc = out_borrow(ch, (const char *)iov[i].iov_base + skip,
                             len - skip, release, arg);
             *kept = rc == 0;

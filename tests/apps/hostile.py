@@ -8,6 +8,9 @@ Dispatches on PATH_INFO:
   /upload           streams wsgi.input; answers "LENGTH CRC32"
   /download?N       N bytes as a generator of 64 KiB chunks (no length)
   /sized?N          N bytes with a Content-Length, as a generator
+  /fresh?N          N bytes with a Content-Length, as one bytes object
+                    made for this response (what the server keeps of it
+                    for a slow reader is what that reader costs)
   /progress?N&F     N chunks of 64 KiB (no length); after each yield the
                     count so far goes to file F (back-pressure tests)
   /sleep?S          sleep S seconds, then b"slept"
@@ -58,6 +61,10 @@ def app(environ, start_response):
             [("Content-Type", "application/octet-stream"), ("Content-Length", str(n))],
         )
         return _stream(n)
+    if path == "/fresh":
+        n = int(query)
+        start_response("200 OK", [("Content-Length", str(n))])
+        return [b"f" * n]
     if path == "/progress":
         args = urllib.parse.parse_qs(query)
         n = int(args["n"][0])

@@ -279,6 +279,42 @@ def test_stalled_reader_bounds_memory_and_blocks_app_thread(server_factory, tmp_
     assert children(srv.proc.pid) == [pid]
 
 
+def test_stalled_readers_of_one_piece_bodies_hold_at_most_outbuf_overflow(
+        server_factory, lean_asan):
+    # A body returned as one bytes object is sent from the app's own
+    # buffer, and what the socket does not take is borrowed rather than
+    # copied -- but the borrow holds the whole object, the part already
+    # sent too.  It used to be allowed when the *rest* fitted within
+    # outbuf_overflow: 20 stalled readers of a fresh 4 MiB body (of
+    # which the socket takes over 3 MiB) held 4 MiB each, 53 MiB in all.
+    # SPEC.md 15: past outbuf_overflow pending output moves to a file.
+    n, size, overflow = 20, 4 * MIB, MIB
+    srv = server_factory(APP, args=["--channel-timeout=600"])
+    (pid,) = worker_pids(srv)
+    warm_up(srv)
+    status, _, body = get(srv, f"/fresh?{size}")
+    assert status.endswith("200 OK") and body == b"f" * size
+    time.sleep(0.3)
+    idle_rss = rss_kib(pid)
+    held = []
+    try:
+        for _ in range(n):
+            s = srv.connect(timeout=10)
+            s.sendall(f"GET /fresh?{size} HTTP/1.1\r\n\r\n".encode())
+            held.append(s)
+        time.sleep(2)
+        growth = rss_kib(pid) - idle_rss
+        assert growth * 1024 < n * (overflow + 256 * 1024) * SLOW, \
+            f"RSS grew by {growth} KiB for {n} stalled readers"
+        # each reader still gets its whole body
+        status, _, body = read_response(held[0])
+        assert status.endswith("200 OK") and body == b"f" * size
+    finally:
+        for s in held:
+            rst_close(s)
+    assert get(srv, "/")[0].endswith("200 OK")
+
+
 # --- fd exhaustion -----------------------------------------------------------
 
 

@@ -182,13 +182,55 @@ line_end(struct wd_chunked *c)
     }
 }
 
+/*
+ * Decoded data on its way to the body buffer.  Pieces are gathered and
+ * appended together: a body already in its temp file takes one pwrite
+ * per append, so a client sending 1-byte chunks would cost a system call
+ * per byte.  Larger pieces go straight through.
+ */
+struct stage {
+    struct wd_buf *out;
+    size_t len;
+    char buf[4096];
+};
+
+static int
+stage_flush(struct stage *s)
+{
+    int rc = 0;
+
+    if (s->len > 0 && s->out != NULL)
+        rc = wd_buf_append(s->out, s->buf, s->len);
+    s->len = 0;
+    return rc;
+}
+
+static int
+stage_put(struct stage *s, const unsigned char *p, size_t n)
+{
+    if (s->out == NULL)
+        return 0;
+    if (n > sizeof s->buf - s->len) {
+        if (stage_flush(s) != 0)
+            return -1;
+        if (n >= sizeof s->buf)
+            return wd_buf_append(s->out, p, n);
+    }
+    memcpy(s->buf + s->len, p, n);
+    s->len += n;
+    return 0;
+}
+
 ssize_t
 wd_chunked_feed(struct wd_chunked *c, const char *data, size_t len,
                 struct wd_buf *out)
 {
     const unsigned char *p = (const unsigned char *)data;
     size_t i = 0;
+    struct stage st;
 
+    st.out = out;
+    st.len = 0;
     while (i < len) {
         unsigned char b;
 
@@ -214,7 +256,7 @@ wd_chunked_feed(struct wd_chunked *c, const char *data, size_t len,
 
             if ((uint64_t)n > c->remain)
                 n = (size_t)c->remain;
-            if (out != NULL && wd_buf_append(out, p + i, n) != 0)
+            if (stage_put(&st, p + i, n) != 0)
                 return -1;
             i += n;
             c->remain -= n;
@@ -254,10 +296,11 @@ wd_chunked_feed(struct wd_chunked *c, const char *data, size_t len,
 
         case WD_CHUNKED_DONE:
         case WD_CHUNKED_ERROR:
-            return (ssize_t)i;
+            len = i; /* stop here */
+            break;
         }
     }
-    return (ssize_t)i;
+    return stage_flush(&st) != 0 ? -1 : (ssize_t)i;
 }
 
 int

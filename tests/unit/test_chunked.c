@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 
 #include "chunked.h"
+#include "wd.h"
 
 #define CHUNKED_HEAD "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
 
@@ -365,6 +366,52 @@ Test(chunked, decoder_stops_after_last_byte)
     cr_assert_eq(c.state, WD_CHUNKED_DONE);
     cr_assert_eq(c.decoded, 4);
     cr_assert_eq(wd_chunked_feed(&c, "x", 1, b), 0);
+    wd_buf_free(b);
+}
+
+/* write(2)-like system calls this process has made (/proc/self/io). */
+static long
+write_calls(void)
+{
+    char line[128];
+    long n = -1;
+    FILE *f = fopen("/proc/self/io", "r");
+
+    cr_assert_not_null(f);
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "syscw: %ld", &n) == 1)
+            break;
+    fclose(f);
+    cr_assert_geq(n, 0);
+    return n;
+}
+
+Test(chunked, tiny_chunks_reach_a_spilled_body_in_few_writes)
+{
+    /* Once a body has moved to its temp file, every append is a pwrite:
+       1-byte chunks cost one system call per byte of body.  The decoder
+       gathers the data of one feed first. */
+    struct wd_chunked c;
+    struct wd_buf *b = wd_buf_new(WD_STRBUF_LIMIT);
+    static char in[6 * 1000 + 1], big[WD_STRBUF_LIMIT], got[1000];
+    size_t n = 0;
+    long before;
+
+    memset(big, 'b', sizeof big);
+    cr_assert_eq(wd_buf_append(b, big, sizeof big), 0);
+    cr_assert(wd_buf_is_file(b));
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)snprintf(in + n, sizeof in - n, "1\r\n%c\r\n",
+                              'a' + i % 26);
+    wd_chunked_init(&c);
+    before = write_calls();
+    cr_assert_eq(wd_chunked_feed(&c, in, n, b), (ssize_t)n);
+    cr_assert_leq(write_calls() - before, 2);
+    cr_assert_eq(c.decoded, 1000);
+    cr_assert_eq(wd_buf_len(b), sizeof big + 1000);
+    cr_assert_eq(wd_buf_pread(b, got, sizeof got, sizeof big), 1000);
+    for (int i = 0; i < 1000; i++)
+        cr_assert_eq(got[i], 'a' + i % 26, "byte %d", i);
     wd_buf_free(b);
 }
 

@@ -474,8 +474,10 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
     }
     c->inlen += (size_t)n;
     c->in[c->inlen] = '\0';
+    /* bytes, not a string: a NUL in the head must not hide its end */
     if (n == 0 || c->inlen >= sizeof c->in - 1 ||
-        strstr(c->in, "\r\n\r\n") != NULL || strstr(c->in, "\n\n") != NULL)
+        memmem(c->in, c->inlen, "\r\n\r\n", 4) != NULL ||
+        memmem(c->in, c->inlen, "\n\n", 2) != NULL)
         conn_respond(c);
 }
 

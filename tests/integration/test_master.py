@@ -299,6 +299,18 @@ def test_stats_metrics_path_forms(master):
         assert content_type(target) == "application/json", target
 
 
+def test_stats_answers_a_head_with_a_nul_byte_at_once(master):
+    # the end of the head is looked for in bytes, not in a C string
+    sport = free_port()
+    master(args=[f"--stats=127.0.0.1:{sport}"], workers=1)
+    with socket.create_connection(("127.0.0.1", sport), timeout=5) as s:
+        t0 = time.monotonic()
+        s.sendall(b"GET /\x00 HTTP/1.0\r\n\r\n")
+        data = read_all(s)
+        assert time.monotonic() - t0 < 1.5
+    assert data.startswith(b"HTTP/1.0 200 OK\r\n")
+
+
 def cpu_seconds(pid):
     fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -545,7 +545,10 @@ emit(struct wd_wsgi_req *rq, PyObject *data)
     }
     wd_response_body(&rq->resp, (size_t)n, &plan);
     wd_wsgi_log_body_warnings(rq, plan.warn);
-    rc = send_planned(rq, head, head_len, &plan, p, copy ? copy : data);
+    /* a borrow holds the whole object: when only part of it goes out
+       (cut to the Content-Length), what waits is copied instead */
+    rc = send_planned(rq, head, head_len, &plan, p,
+                      plan.send == (size_t)n ? (copy ? copy : data) : NULL);
     free(head);
     Py_XDECREF(copy);
     return rc;

@@ -8,9 +8,10 @@ Dispatches on PATH_INFO:
   /upload           streams wsgi.input; answers "LENGTH CRC32"
   /download?N       N bytes as a generator of 64 KiB chunks (no length)
   /sized?N          N bytes with a Content-Length, as a generator
-  /fresh?N          N bytes with a Content-Length, as one bytes object
-                    made for this response (what the server keeps of it
-                    for a slow reader is what that reader costs)
+  /fresh?N[:L]      N bytes as one bytes object made for this response
+                    (what the server keeps of it for a slow reader is what
+                    that reader costs), with Content-Length L (default N:
+                    a smaller L cuts the body)
   /progress?N&F     N chunks of 64 KiB (no length); after each yield the
                     count so far goes to file F (back-pressure tests)
   /sleep?S          sleep S seconds, then b"slept"
@@ -62,9 +63,9 @@ def app(environ, start_response):
         )
         return _stream(n)
     if path == "/fresh":
-        n = int(query)
-        start_response("200 OK", [("Content-Length", str(n))])
-        return [b"f" * n]
+        n, _, cl = query.partition(":")
+        start_response("200 OK", [("Content-Length", cl or n)])
+        return [b"f" * int(n)]
     if path == "/progress":
         args = urllib.parse.parse_qs(query)
         n = int(args["n"][0])

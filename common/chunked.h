@@ -61,7 +61,9 @@ void wd_chunked_init(struct wd_chunked *c);
  * Decode up to LEN bytes, appending chunk data to OUT.  Returns the bytes
  * consumed: all of LEN unless the decoder reached DONE or ERROR, in which
  * case it stops just after the byte that decided it.  -1 when
- * wd_buf_append fails (errno set).  Feeding a finished decoder consumes 0.
+ * wd_buf_append fails (errno set); the decoder and OUT are then of no
+ * further use (decoded data is gathered before it is appended, so its
+ * counters may be ahead of OUT).  Feeding a finished decoder consumes 0.
  */
 ssize_t wd_chunked_feed(struct wd_chunked *c, const char *data, size_t len,
                         struct wd_buf *out);

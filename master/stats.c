@@ -7,6 +7,7 @@
  */
 #include "autoconfig.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -348,6 +349,18 @@ conn_free(struct conn *c)
         set_listening(st, 1);
 }
 
+/* RFC 3986 scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
+static int
+is_scheme(const char *s, size_t n)
+{
+    if (n == 0 || !isalpha((unsigned char)s[0]))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("+-.", s[i]))
+            return 0;
+    return 1;
+}
+
 /* Is the request's path exactly /metrics?  The query and fragment are no
  * part of it, and an absolute-form target (http://host/metrics) has its
  * path after the authority (SPEC.md 6.4). */
@@ -366,7 +379,7 @@ wants_metrics(const char *head, size_t len)
         end++;
     n = (size_t)(end - p);
     scheme = n > 3 ? memmem(p, n, "://", 3) : NULL;
-    if (scheme != NULL && p[0] != '/') {
+    if (scheme != NULL && is_scheme(p, (size_t)(scheme - p))) {
         const char *auth = scheme + 3;
 
         p = memchr(auth, '/', (size_t)(end - auth));
@@ -505,11 +518,11 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
         if (fd < 0) {
             struct timeval pause = {0, ACCEPT_PAUSE_MS * 1000};
 
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
-                errno == ECONNABORTED)
-                return;
-            /* EMFILE and the like: the connection stays queued and the
-               listener readable; watching it now would spin */
+            if (errno != EMFILE && errno != ENFILE && errno != ENOBUFS &&
+                errno != ENOMEM)
+                return; /* EAGAIN, or a connection that went away */
+            /* out of descriptors or memory: the connection stays queued
+               and the listener readable; watching it now would spin */
             wd_log(WD_LOG_WARNING, WD_CAT_MASTER,
                    "stats: accept: %s; pausing for %d ms", strerror(errno),
                    ACCEPT_PAUSE_MS);

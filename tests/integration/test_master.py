@@ -286,6 +286,7 @@ def test_stats_metrics_path_forms(master):
     # fragment are not part of it, and an absolute-form target has one
     sport = free_port()
     master(args=[f"--stats=127.0.0.1:{sport}"], workers=1)
+
     def content_type(target):
         status, headers, _ = http_get(sport, target)
         assert status == "HTTP/1.0 200 OK"
@@ -295,7 +296,7 @@ def test_stats_metrics_path_forms(master):
                    "http://127.0.0.1/metrics", "HTTP://h:1/metrics?a"):
         assert content_type(target) == "text/plain; version=0.0.4", target
     for target in ("/metricsx", "/metrics/", "http://h/metrics/x", "http://metrics",
-                   "/x/metrics"):
+                   "/x/metrics", "a/b://h/metrics"):
         assert content_type(target) == "application/json", target
 
 

@@ -606,7 +606,7 @@ start_task(struct wd_channel *ch, struct wd_http_request *r)
     t->remote_port = ch->remote_port;
     t->server_port = (char *)ch->lst->server_port;
     t->start = time(NULL);
-    t->stopping = l->stopping;
+    t->stopping = l->stopping && ch->qlen == 0;
     start_new_output_buffer(ch);
     ch->task = t;
     l->ntasks++;
@@ -1204,10 +1204,15 @@ wd_channel_sweep(struct wd_channel *ch, double idle_since, int stopping)
     return 1;
 }
 
+/*
+ * A graceful stop began: the running task's response closes the
+ * connection -- unless complete requests wait behind it, which are served
+ * first (SPEC.md 4.4 c); the last of them closes it (start_task).
+ */
 void
 wd_channel_stop(struct wd_channel *ch)
 {
-    if (ch->task != NULL)
+    if (ch->task != NULL && ch->qlen == 0)
         __atomic_store_n(&ch->task->stopping, 1, __ATOMIC_RELAXED);
 }
 

@@ -40,7 +40,7 @@ struct wd_task {
     char *server_port; /* listening port, or the Unix socket path */
 
     time_t start;      /* wall-clock time the task started (Date header) */
-    int stopping;      /* worker is stopping: respond with Connection: close */
+    int stopping;      /* stopping, last response: Connection: close */
 
     /* filled in by the bridge, read by the loop after the task */
     int close_after;      /* close the connection once the output is sent */
@@ -105,11 +105,13 @@ int wd_task_wait_writable(struct wd_task *t);
 int wd_task_client_disconnected(struct wd_task *t);
 
 /*
- * Nonzero once the worker is stopping gracefully (SPEC.md 4.4).  It can
- * turn on while the app runs (TERM), so the bridge asks just before it
- * writes the response headers and adds Connection: close if so.  The
- * field t->stopping holds the same flag (set at task start, and updated
- * atomically); this function is the race-free way to read it.
+ * Nonzero once the worker is stopping gracefully (SPEC.md 4.4) and this
+ * task's response is the connection's last: no complete request waits
+ * behind it.  It can turn on while the app runs (TERM), so the bridge
+ * asks just before it writes the response headers and adds Connection:
+ * close if so.  The field t->stopping holds the same flag (set at task
+ * start, and updated atomically); this function is the race-free way to
+ * read it.
  */
 int wd_task_stopping(struct wd_task *t);
 

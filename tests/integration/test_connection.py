@@ -602,6 +602,26 @@ def test_term_lets_a_slow_request_finish_with_connection_close(server_factory):
     assert srv.proc.wait(15) == 0
 
 
+def test_term_serves_pipelined_requests_already_received(server_factory):
+    # SPEC.md 4.4 c: requests fully received are served, queued ones
+    # too.  Two requests in one write behind a slow one: all three are
+    # answered, and only the last response closes the connection (one
+    # saying close earlier would drop the rest unserved, SPEC.md 5.2).
+    srv = server_factory(APP)
+    with srv.connect() as s:
+        s.sendall(b"GET /slow?1.5 HTTP/1.1\r\n\r\n"
+                  b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+        time.sleep(0.5)
+        srv.signal(signal.SIGTERM)
+        answers = [read_response(s) for _ in range(3)]
+        assert [(st, body) for st, _, body in answers] == [
+            ("HTTP/1.1 200 OK", b"slept"), ("HTTP/1.1 200 OK", b"ok"),
+            ("HTTP/1.1 200 OK", b"ok")]
+        assert [hdr(h, "Connection") for _, h, _ in answers] == [None, None, "close"]
+        assert is_closed(s)
+    assert srv.proc.wait(15) == 0
+
+
 def test_term_serves_connections_waiting_in_the_accept_queue(server_factory):
     # With the connection limit reached, a second client waits in the
     # kernel's accept queue, its request already sent.  A graceful stop

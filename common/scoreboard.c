@@ -307,7 +307,10 @@ wd_sb_better_sibling(struct wd_sb *sb, const struct wd_sb_slot *self,
         uint32_t accept;
         uint64_t load;
 
-        if (s == self || !listening_sibling(s, now_ms, stale_ms, &accept))
+        /* a sibling paused by its deep queue is no home for now: it
+           would take the connection only once its queue drains */
+        if (s == self || !listening_sibling(s, now_ms, stale_ms, &accept) ||
+            accept == WD_SB_ACCEPT_QUEUED)
             continue;
         load = load_of(atomic_load_explicit(&s->connections, RELAXED),
                        atomic_load_explicit(&s->full_since_ms, RELAXED),
@@ -318,7 +321,7 @@ wd_sb_better_sibling(struct wd_sb *sb, const struct wd_sb_slot *self,
          * on a worker is then a request waiting for a thread */
         if (load + slack + load / 4 >= mine)
             continue;
-        if (accept == WD_SB_ACCEPT_ARMED || accept == WD_SB_ACCEPT_QUEUED)
+        if (accept == WD_SB_ACCEPT_ARMED)
             any_woken = 1;
         if (best < 0 || load < best_load) {
             best = (int)i;

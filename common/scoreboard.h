@@ -171,14 +171,15 @@ struct wd_sb_load {
 /*
  * Worker loop, before it accepts a connection: look at the siblings of
  * SELF in SB.  A sibling counts when it is a started worker (state idle or
- * busy), is not OFF, and its heartbeat is at most STALE_MS old at NOW_MS.
+ * busy), is neither OFF nor paused by its own deep queue (QUEUED), and
+ * its heartbeat is at most STALE_MS old at NOW_MS.
  * A worker full for at least FULL_MS has the WD_SB_FULL_WEIGHT added.  A
  * sibling is better when its load, plus SLACK, plus an eighth of its load
  * is below OWN's.  Returns the index of the least loaded better sibling,
- * or -1 when there is none (the caller accepts).  *WOKEN (may be NULL) is set to 1 when some better
- * sibling takes the connection without help (ARMED: the kernel wakes it;
- * QUEUED: it re-arms when its queue drains), else 0 (they all wait: the
- * caller wakes the returned one).  Reads only, relaxed: a stale value
+ * or -1 when there is none (the caller accepts).  *WOKEN (may be NULL)
+ * is set to 1 when some better sibling takes the connection without help
+ * (ARMED: the kernel wakes it), else 0 (they all wait: the caller wakes
+ * the returned one).  Reads only, relaxed: a stale value
  * costs fairness, never a lost connection, as the caller re-checks on a
  * timer.
  */

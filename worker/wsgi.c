@@ -48,17 +48,21 @@ static const char generic_500[] =
  * Small helpers
  */
 
-/* PATH for log lines: latin-1 to UTF-8, control bytes as \xHH. */
-static void
-path_for_log(const struct wd_http_request *req, char *out, size_t outlen)
+/* PATH for log lines, whole (malloc'ed; NULL without memory): latin-1
+ * to UTF-8, control bytes as \xHH. */
+static char *
+path_for_log(const struct wd_http_request *req)
 {
-    size_t o = 0;
+    size_t o = 0, n = req->path ? req->path_len : 0;
+    char *out = malloc(n * 4 + 1); /* "\xHH" is the longest */
 
-    for (size_t i = 0; req->path && i < req->path_len && o + 5 < outlen; i++) {
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)req->path[i];
 
         if (c < 0x20 || c == 0x7f) {
-            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
+            o += (size_t)snprintf(out + o, 5, "\\x%02x", c);
         } else if (c >= 0x80) {
             out[o++] = (char)(0xc0 | (c >> 6));
             out[o++] = (char)(0x80 | (c & 0x3f));
@@ -67,6 +71,7 @@ path_for_log(const struct wd_http_request *req, char *out, size_t outlen)
         }
     }
     out[o] = '\0';
+    return out;
 }
 
 /* Leading digits of a status ("200 OK" -> 200), at most three. */
@@ -1074,16 +1079,17 @@ handle_exception(struct wd_wsgi_req *rq)
 {
     const struct wd_config *cfg = wd_wsgi.cfg;
     struct wd_task *t = rq->t;
-    char path[1024], *tb, *resp;
+    char *path, *tb, *resp;
     size_t len, body_len, tb_len = 0;
     int disconnected;
 
     tb = take_exception(&disconnected, &tb_len);
-    path_for_log(rq->req, path, sizeof path);
+    path = path_for_log(rq->req);
     t->close_after = 1;
     if (disconnected) {
         wd_log(WD_LOG_INFO, WD_CAT_SERVER,
-               "Client disconnected while serving %s", path);
+               "Client disconnected while serving %s", path ? path : "?");
+        free(path);
         return;
     }
     if (tb != NULL) {
@@ -1091,8 +1097,9 @@ handle_exception(struct wd_wsgi_req *rq)
            is logged too, as Python's logging would write it */
         size_t n = tb_len && tb[tb_len - 1] == '\n' ? tb_len - 1 : tb_len;
         static const char what[] = "Exception while serving ";
-        size_t plen = strlen(path), mlen = sizeof what - 1 + plen + 1 + n;
-        char *msg = malloc(mlen);
+        size_t plen = path ? strlen(path) : 0;
+        size_t mlen = sizeof what - 1 + plen + 1 + n;
+        char *msg = path ? malloc(mlen) : NULL;
 
         t->app_exception = 1;
 
@@ -1107,10 +1114,12 @@ handle_exception(struct wd_wsgi_req *rq)
             free(msg);
         } else {
             wd_log(WD_LOG_ERROR, WD_CAT_SERVER,
-                   "Exception while serving %s\n%.*s", path, (int)n, tb);
+                   "Exception while serving %s\n%.*s", path ? path : "?",
+                   (int)n, tb);
         }
         Py_END_ALLOW_THREADS
     }
+    free(path);
     if (!rq->resp.wrote_header) {
         int expose = cfg->expose_tracebacks && tb != NULL;
 

@@ -595,6 +595,16 @@ def test_exposed_traceback_keeps_a_nul_byte(server_factory):
     assert int(hmap(headers)["content-length"]) == len(body)
 
 
+def test_logged_path_of_an_exception_is_not_cut(server_factory):
+    # waitress logs the whole path; a 1 KiB buffer used to cut it
+    s = server_factory("wsgiapps:dispatch")
+    path = "/raise_before/" + "p" * 3000 + "/end"
+    status, _, _ = split(get(s, path))
+    assert status == "HTTP/1.1 500 Internal Server Error"
+    wait_for(lambda: "Traceback" in s.log())
+    assert f"Exception while serving {path}\nTraceback" in s.log()
+
+
 def test_logged_traceback_keeps_a_nul_byte(server_factory):
     # the error log gets the whole traceback, as Python's logging writes
     # it: the record is not cut at the NUL (SPEC.md 13)

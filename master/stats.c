@@ -7,7 +7,6 @@
  */
 #include "autoconfig.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -22,6 +21,7 @@
 
 #include "log.h"
 #include "stats.h"
+#include "uri.h"
 #include "util.h"
 
 #define HEAD_MAX 8192
@@ -349,45 +349,30 @@ conn_free(struct conn *c)
         set_listening(st, 1);
 }
 
-/* RFC 3986 scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
-static int
-is_scheme(const char *s, size_t n)
-{
-    if (n == 0 || !isalpha((unsigned char)s[0]))
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && !strchr("+-.", s[i]))
-            return 0;
-    return 1;
-}
-
-/* Is the request's path exactly /metrics?  The query and fragment are no
- * part of it, and an absolute-form target (http://host/metrics) has its
- * path after the authority (SPEC.md 6.4). */
+/* Is the request's path /metrics?  The target is split and its path
+ * decoded as for any request (SPEC.md 6.4): the query, the fragment and
+ * an absolute-form's authority are no part of it. */
 static int
 wants_metrics(const char *head, size_t len)
 {
-    const char *p = memchr(head, ' ', len), *end, *scheme;
+    const char *sp = memchr(head, ' ', len), *end;
+    char scratch[HEAD_MAX];
+    struct wd_uri_parts u;
     size_t n;
 
-    if (p == NULL)
+    if (sp == NULL)
         return 0;
-    p++;
-    end = p;
-    while ((size_t)(end - head) < len && *end != ' ' && *end != '?' &&
-           *end != '#' && *end != '\r' && *end != '\n')
+    sp++;
+    end = sp;
+    while ((size_t)(end - head) < len && *end != ' ' && *end != '\r' &&
+           *end != '\n')
         end++;
-    n = (size_t)(end - p);
-    scheme = n > 3 ? memmem(p, n, "://", 3) : NULL;
-    if (scheme != NULL && is_scheme(p, (size_t)(scheme - p))) {
-        const char *auth = scheme + 3;
-
-        p = memchr(auth, '/', (size_t)(end - auth));
-        if (p == NULL)
-            return 0;
-        n = (size_t)(end - p);
-    }
-    return n == 8 && memcmp(p, "/metrics", 8) == 0;
+    n = (size_t)(end - sp);
+    if (n > sizeof scratch ||
+        wd_http_split_uri(sp, n, scratch, &u) != WD_URI_OK)
+        return 0;
+    n = wd_http_unquote(u.path, u.path_len, scratch + (u.path - scratch));
+    return n == 8 && memcmp(u.path, "/metrics", 8) == 0;
 }
 
 static char *

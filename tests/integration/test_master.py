@@ -292,7 +292,7 @@ def test_stats_metrics_path_forms(master):
         assert status == "HTTP/1.0 200 OK"
         return dict(headers)["Content-Type"]
 
-    for target in ("/metrics", "/metrics?x=1", "/metrics#top",
+    for target in ("/metrics", "/metrics?x=1", "/metrics#top", "/%6Detrics",
                    "http://127.0.0.1/metrics", "HTTP://h:1/metrics?a"):
         assert content_type(target) == "text/plain; version=0.0.4", target
     for target in ("/metricsx", "/metrics/", "http://h/metrics/x", "http://metrics",

@@ -456,41 +456,6 @@ emit_record(enum wd_log_level level, char *buf, size_t need)
 }
 
 void
-wd_vlog(enum wd_log_level level, const char *category, const char *fmt,
-        va_list ap)
-{
-    char stackbuf[2048];
-    char *buf = stackbuf;
-    int head, body;
-    size_t need;
-    va_list ap2;
-
-    if ((head = (int)record_head(stackbuf, sizeof stackbuf, level,
-                                 category)) == 0)
-        return;
-    va_copy(ap2, ap);
-    body = vsnprintf(stackbuf + head, sizeof stackbuf - (size_t)head, fmt,
-                     ap2);
-    va_end(ap2);
-    if (body < 0)
-        return;
-    need = (size_t)head + (size_t)body + 1; /* + newline */
-    if (need >= sizeof stackbuf) {
-        /* A traceback or a long value: format again into the heap. */
-        if ((buf = malloc(need + 1)) == NULL) {
-            buf = stackbuf;
-            need = sizeof stackbuf - 1;
-        } else {
-            memcpy(buf, stackbuf, (size_t)head);
-            vsnprintf(buf + head, need - (size_t)head, fmt, ap);
-        }
-    }
-    emit_record(level, buf, need);
-    if (buf != stackbuf)
-        free(buf);
-}
-
-void
 wd_log_bytes(enum wd_log_level level, const char *category, const char *msg,
              size_t len)
 {
@@ -514,6 +479,36 @@ wd_log_bytes(enum wd_log_level level, const char *category, const char *msg,
     emit_record(level, buf, need);
     if (buf != stackbuf)
         free(buf);
+}
+
+void
+wd_vlog(enum wd_log_level level, const char *category, const char *fmt,
+        va_list ap)
+{
+    char stackmsg[1024];
+    char *msg = stackmsg;
+    int len;
+    va_list ap2;
+
+    if (!holding && (int)level < atomic_load(&log_level))
+        return; /* not even formatted */
+    va_copy(ap2, ap);
+    len = vsnprintf(stackmsg, sizeof stackmsg, fmt, ap2);
+    va_end(ap2);
+    if (len < 0)
+        return;
+    if ((size_t)len >= sizeof stackmsg) {
+        /* a traceback or a long value: format again into the heap */
+        if ((msg = malloc((size_t)len + 1)) == NULL) {
+            msg = stackmsg;
+            len = (int)sizeof stackmsg - 1;
+        } else {
+            vsnprintf(msg, (size_t)len + 1, fmt, ap);
+        }
+    }
+    wd_log_bytes(level, category, msg, (size_t)len);
+    if (msg != stackmsg)
+        free(msg);
 }
 
 void

@@ -1080,15 +1080,17 @@ handle_exception(struct wd_wsgi_req *rq)
     const struct wd_config *cfg = wd_wsgi.cfg;
     struct wd_task *t = rq->t;
     char *path, *tb, *resp;
+    const char *shown;
     size_t len, body_len, tb_len = 0;
     int disconnected;
 
     tb = take_exception(&disconnected, &tb_len);
     path = path_for_log(rq->req);
+    shown = path != NULL ? path : "?";
     t->close_after = 1;
     if (disconnected) {
         wd_log(WD_LOG_INFO, WD_CAT_SERVER,
-               "Client disconnected while serving %s", path ? path : "?");
+               "Client disconnected while serving %s", shown);
         free(path);
         return;
     }
@@ -1096,26 +1098,22 @@ handle_exception(struct wd_wsgi_req *rq)
         /* the traceback by its length: a NUL in the exception's message
            is logged too, as Python's logging would write it */
         size_t n = tb_len && tb[tb_len - 1] == '\n' ? tb_len - 1 : tb_len;
-        static const char what[] = "Exception while serving ";
-        size_t plen = path ? strlen(path) : 0;
-        size_t mlen = sizeof what - 1 + plen + 1 + n;
-        char *msg = path ? malloc(mlen) : NULL;
+        size_t cap = sizeof "Exception while serving \n" + strlen(shown) + n;
+        char *msg = malloc(cap);
 
         t->app_exception = 1;
 
         /* format with the GIL (done), write without it */
         Py_BEGIN_ALLOW_THREADS
         if (msg != NULL) {
-            memcpy(msg, what, sizeof what - 1);
-            memcpy(msg + sizeof what - 1, path, plen);
-            msg[sizeof what - 1 + plen] = '\n';
-            memcpy(msg + sizeof what + plen, tb, n);
-            wd_log_bytes(WD_LOG_ERROR, WD_CAT_SERVER, msg, mlen);
+            int k = snprintf(msg, cap, "Exception while serving %s\n", shown);
+
+            memcpy(msg + k, tb, n);
+            wd_log_bytes(WD_LOG_ERROR, WD_CAT_SERVER, msg, (size_t)k + n);
             free(msg);
         } else {
             wd_log(WD_LOG_ERROR, WD_CAT_SERVER,
-                   "Exception while serving %s\n%.*s", path ? path : "?",
-                   (int)n, tb);
+                   "Exception while serving %s\n%.*s", shown, (int)n, tb);
         }
         Py_END_ALLOW_THREADS
     }

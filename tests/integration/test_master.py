@@ -16,6 +16,7 @@ import time
 import pytest
 
 from conftest import APPS, WAITRESSD, Server, free_port, read_all, read_response, wait_for
+from test_hostile import TICK, cpu_ticks, fd_count
 
 
 def http_get(port, path="/", timeout=5):
@@ -312,11 +313,6 @@ def test_stats_answers_a_head_with_a_nul_byte_at_once(master):
     assert data.startswith(b"HTTP/1.0 200 OK\r\n")
 
 
-def cpu_seconds(pid):
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def silent_stats_clients(sport, n):
     """N connections to the stats endpoint that send one byte and wait."""
     held = []
@@ -333,11 +329,11 @@ def test_stats_holds_a_bounded_number_of_connections(master):
     # for the workers it must respawn; each is answered in turn
     sport = free_port()
     srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=1)
-    base = len(os.listdir(f"/proc/{srv.proc.pid}/fd"))
+    base = fd_count(srv.proc.pid)
     held = silent_stats_clients(sport, 60)
     try:
         time.sleep(0.5)
-        opened = len(os.listdir(f"/proc/{srv.proc.pid}/fd")) - base
+        opened = fd_count(srv.proc.pid) - base
         assert 0 < opened <= 32, opened
         for c in held:  # the queued ones too, after their 2 s turn
             assert read_all(c).startswith(b"HTTP/1.0 200 OK\r\n")
@@ -352,15 +348,15 @@ def test_stats_out_of_descriptors_does_not_spin_the_master(master):
     sport = free_port()
     srv = master(args=[f"--stats=127.0.0.1:{sport}"], workers=1)
     pid = srv.proc.pid
-    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    fds = fd_count(pid)
     soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (fds + 4, hard))
     held = silent_stats_clients(sport, 12)
     try:
         time.sleep(0.3)
-        c0 = cpu_seconds(pid)
+        c0 = cpu_ticks(pid)
         time.sleep(1.0)
-        assert cpu_seconds(pid) - c0 < 0.3
+        assert cpu_ticks(pid) - c0 < 0.3 * TICK
     finally:
         for c in held:
             c.close()

@@ -3,7 +3,9 @@ worker's pid.
 
   /hold?file=PATH -> waits until PATH exists (at most 30 s), then the pid:
                      keeps one application thread busy for as long as
-                     the test wants, with no timing in the test
+                     the test wants, with no timing in the test; with
+                     &entered=MARK, creates MARK once it waits (its frame
+                     is then on a stack)
   /big?n=BYTES    -> BYTES of "b" in 64 KiB pieces (a slow reader fills
                      the output buffer: the app waits for the loop)
   /hog?n=N        -> the pid, and 0.2 s later a thread holds the GIL in
@@ -99,6 +101,9 @@ def app(environ, start_response):
         return big(n)
     if path == "/hold":
         gate = query.get("file", [""])[0]
+        entered = query.get("entered", [""])[0]
+        if entered:
+            open(entered, "w").close()
         deadline = time.monotonic() + 30
         while gate and not os.path.exists(gate) and time.monotonic() < deadline:
             time.sleep(0.01)

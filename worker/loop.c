@@ -70,6 +70,7 @@
 #define FAIR_STALE_MS 3000      /* sibling heartbeat older: not a home */
 #define FAIR_FULL_MS 50         /* all threads taken this long: stuck */
 #define FAIR_KICK_SIGNAL SIGURG /* ignored by default: safe to misfire */
+#define FAIR_KICK_DELAY_MS 2    /* a waiting sibling's time to come back */
 #define STOP_IDLE_SECONDS 1.0
 #define STOP_TICK_MS 100
 
@@ -109,6 +110,8 @@ update_listeners(struct wd_loop *l)
         l->fair_wait = 0;
         if (l->fair_ev != NULL)
             event_del(l->fair_ev);
+        if (l->kick_later_ev != NULL)
+            event_del(l->kick_later_ev);
     }
     if (on != l->accepting) {
         for (size_t i = 0; i < l->nlisteners; i++) {
@@ -124,6 +127,9 @@ update_listeners(struct wd_loop *l)
     if (l->sb != NULL)
         wd_sb_set_accept(l->sb, accept_state(l));
 }
+
+/* leave_to_sibling: what to do when every better sibling waits */
+enum kick { KICK_NONE, KICK_LATER, KICK_NOW };
 
 static void
 accept_pause_cb(evutil_socket_t fd, short what, void *arg)
@@ -146,14 +152,12 @@ pause_accepting(struct wd_loop *l)
 
 /*
  * Fair accept: 1 when a sibling is the better home for the next
- * connection.  A sibling paused by its deep queue counts: it has the
- * connections to show for it, and taking them all while it drains would
- * undo the split.  KICK (a connection may be waiting): when every better
- * sibling waits (its listener is out of its loop, so the kernel will not
- * wake it), wake the best one.
+ * connection.  KICK: when every better sibling waits (its listener is out
+ * of its loop, so the kernel will not wake it), wake the best one, now or
+ * FAIR_KICK_DELAY_MS later if a connection still waits then.
  */
 static int
-leave_to_sibling(struct wd_loop *l, int kick)
+leave_to_sibling(struct wd_loop *l, enum kick kick)
 {
     struct wd_sb *sb = wd_sb_attached();
     struct wd_sb_load own;
@@ -167,7 +171,12 @@ leave_to_sibling(struct wd_loop *l, int kick)
                                 FAIR_STALE_MS, FAIR_FULL_MS, &woken);
     if (best < 0)
         return 0;
-    if (kick && !woken) {
+    if (kick == KICK_LATER && !woken) {
+        struct timeval tv = {0, FAIR_KICK_DELAY_MS * 1000};
+
+        if (!evtimer_pending(l->kick_later_ev, NULL))
+            evtimer_add(l->kick_later_ev, &tv);
+    } else if (kick == KICK_NOW && !woken) {
         struct wd_sb_info info;
 
         wd_sb_read(wd_sb_slot(sb, best), &info);
@@ -175,6 +184,19 @@ leave_to_sibling(struct wd_loop *l, int kick)
             kill(info.pid, FAIR_KICK_SIGNAL);
     }
     return 1;
+}
+
+static int backlog_waiting(const struct wd_loop *l);
+static void fair_recheck(struct wd_loop *l, enum kick kick);
+
+/* The delayed kick: still leaving connections, and one waits. */
+static void
+kick_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct wd_loop *l = arg;
+
+    if (l->fair_wait && backlog_waiting(l))
+        fair_recheck(l, KICK_NOW);
 }
 
 static void
@@ -190,12 +212,13 @@ start_fair_wait(struct wd_loop *l)
 
 /* fair_wait: re-arm when no sibling is a better home any more. */
 static void
-fair_recheck(struct wd_loop *l, int kick)
+fair_recheck(struct wd_loop *l, enum kick kick)
 {
     if (!l->fair_wait || leave_to_sibling(l, kick))
         return;
     l->fair_wait = 0;
     event_del(l->fair_ev);
+    event_del(l->kick_later_ev);
     update_listeners(l);
 }
 
@@ -284,7 +307,7 @@ accept_some(struct wd_loop *l, struct wd_loop_listener *lst, int rescue)
         if (!l->draining) {
             if (!(rescue ? willing(l) : l->accepting))
                 goto start;
-            if (!rescue && leave_to_sibling(l, 1)) {
+            if (!rescue && leave_to_sibling(l, KICK_LATER)) {
                 start_fair_wait(l);
                 goto start;
             }
@@ -370,7 +393,7 @@ fair_tick_cb(evutil_socket_t fd, short what, void *arg)
 
     if (!l->fair_wait)
         return;
-    fair_recheck(l, 1);
+    fair_recheck(l, KICK_LATER);
     if (!l->fair_wait)
         return;
     /* Still leaving connections to a sibling.  A queue seen non-empty at
@@ -395,7 +418,7 @@ fair_tick_cb(evutil_socket_t fd, short what, void *arg)
 static void
 kick_cb(evutil_socket_t sig, short what, void *arg)
 {
-    fair_recheck(arg, 0);
+    fair_recheck(arg, KICK_NONE);
 }
 
 void
@@ -413,7 +436,7 @@ wd_loop_channel_closed(struct wd_loop *l)
             update_listeners(l);
         }
     }
-    fair_recheck(l, 0);
+    fair_recheck(l, KICK_NONE);
 }
 
 /* Gauges for the master: state, connections, queue depth. */
@@ -525,7 +548,7 @@ wd_loop_request_done(struct wd_loop *l)
         update_listeners(l);
     }
     publish(l);
-    fair_recheck(l, 0); /* a thread may be free again */
+    fair_recheck(l, KICK_NONE); /* a thread may be free again */
     /* retire outside the caller's channel code (SPEC.md 4.4) */
     if (l->max_requests > 0 && l->requests == l->max_requests)
         event_base_once(l->base, -1, EV_TIMEOUT, retire_cb, l, &now);
@@ -695,10 +718,12 @@ wd_loop_init(struct wd_loop *l, struct event_base *base,
     l->accept_pause_ev = evtimer_new(base, accept_pause_cb, l);
     l->fair_ev = evtimer_new(base, fair_tick_cb, l);
     l->kick_ev = evsignal_new(base, FAIR_KICK_SIGNAL, kick_cb, l);
+    l->kick_later_ev = evtimer_new(base, kick_later_cb, l);
     l->sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, l);
     l->stop_ev = event_new(base, -1, EV_PERSIST, stop_tick_cb, l);
     if (l->mailbox == NULL || l->accept_pause_ev == NULL ||
-        l->fair_ev == NULL || l->kick_ev == NULL || l->sweep_ev == NULL ||
+        l->fair_ev == NULL || l->kick_ev == NULL ||
+        l->kick_later_ev == NULL || l->sweep_ev == NULL ||
         l->stop_ev == NULL || event_add(l->kick_ev, NULL) != 0)
         goto fail;
     every = cfg->cleanup_interval > 0 ? cfg->cleanup_interval : 0.1;
@@ -742,6 +767,8 @@ wd_loop_cleanup(struct wd_loop *l)
         event_free(l->fair_ev);
     if (l->kick_ev != NULL)
         event_free(l->kick_ev);
+    if (l->kick_later_ev != NULL)
+        event_free(l->kick_later_ev);
     if (l->sweep_ev != NULL)
         event_free(l->sweep_ev);
     if (l->stop_ev != NULL)
@@ -749,7 +776,7 @@ wd_loop_cleanup(struct wd_loop *l)
     if (l->hb_ev != NULL)
         event_free(l->hb_ev);
     l->accept_pause_ev = l->sweep_ev = l->stop_ev = l->hb_ev = NULL;
-    l->fair_ev = l->kick_ev = NULL;
+    l->fair_ev = l->kick_ev = l->kick_later_ev = NULL;
     wd_mailbox_free(l->mailbox);
     l->mailbox = NULL;
     free(l->rbuf);

@@ -59,6 +59,7 @@ struct wd_loop {
     struct event *accept_pause_ev; /* EMFILE back-off */
     struct event *fair_ev;         /* fair accept: re-check timer */
     struct event *kick_ev;         /* fair accept: a sibling's SIGURG */
+    struct event *kick_later_ev;   /* fair accept: the delayed kick */
     struct event *sweep_ev;        /* cleanup_interval */
     struct event *stop_ev;         /* graceful stop poll */
 

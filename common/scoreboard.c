@@ -99,6 +99,7 @@ reset_slot(struct wd_sb_slot *s, uint32_t generation)
     atomic_store_explicit(&s->accept_state, WD_SB_ACCEPT_OFF, RELAXED);
     atomic_store_explicit(&s->retiring, 0, RELAXED);
     atomic_store_explicit(&s->full_since_ms, 0, RELAXED);
+    atomic_store_explicit(&s->active_ms, 0, RELAXED);
     atomic_store_explicit(&s->heartbeat_ms, wd_sb_now_ms(), RELAXED);
     atomic_store_explicit(&s->started_at, (int64_t)time(NULL), RELAXED);
     atomic_store_explicit(&s->requests, 0, RELAXED);
@@ -191,6 +192,12 @@ wd_sb_set_full_since(struct wd_sb_slot *s, int64_t ms)
 }
 
 void
+wd_sb_set_active(struct wd_sb_slot *s, int64_t ms)
+{
+    atomic_store_explicit(&s->active_ms, ms, RELAXED);
+}
+
+void
 wd_sb_heartbeat(struct wd_sb_slot *s)
 {
     atomic_store_explicit(&s->heartbeat_ms, wd_sb_now_ms(), RELAXED);
@@ -275,6 +282,16 @@ listening_sibling(struct wd_sb_slot *s, int64_t now_ms, int64_t stale_ms,
         return 0;
     return now_ms - atomic_load_explicit(&s->heartbeat_ms, RELAXED) <=
            stale_ms;
+}
+
+int
+wd_sb_active_within(const struct wd_sb_slot *s, int64_t now_ms,
+                    int64_t within_ms)
+{
+    int64_t at = atomic_load_explicit(&((struct wd_sb_slot *)s)->active_ms,
+                                      RELAXED);
+
+    return at > 0 && now_ms - at < within_ms;
 }
 
 int

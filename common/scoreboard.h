@@ -63,6 +63,9 @@ struct wd_sb_slot {
     _Atomic int64_t heartbeat_ms;    /* worker loop, CLOCK_MONOTONIC */
     _Atomic int64_t full_since_ms;   /* worker loop: every thread taken
                                         since (heartbeat clock), or 0 */
+    _Atomic int64_t active_ms;       /* worker loop: a request of its own
+                                        ended or a connection closed
+                                        (heartbeat clock), or 0 */
     _Atomic int64_t started_at;      /* master, at claim; epoch seconds */
     _Atomic uint64_t requests;       /* finished requests */
     _Atomic uint64_t bytes_in;       /* bytes read from clients */
@@ -131,6 +134,7 @@ void wd_sb_set_queue_depth(struct wd_sb_slot *s, uint32_t n);
 void wd_sb_set_connections(struct wd_sb_slot *s, uint32_t n);
 void wd_sb_set_accept(struct wd_sb_slot *s, enum wd_sb_accept state);
 void wd_sb_set_full_since(struct wd_sb_slot *s, int64_t ms);
+void wd_sb_set_active(struct wd_sb_slot *s, int64_t ms);
 void wd_sb_heartbeat(struct wd_sb_slot *s); /* heartbeat_ms := now */
 void wd_sb_busy_add(struct wd_sb_slot *s, int delta); /* pool threads */
 void wd_sb_add_request(struct wd_sb_slot *s);
@@ -174,7 +178,7 @@ struct wd_sb_load {
  * busy), is neither OFF nor paused by its own deep queue (QUEUED), and
  * its heartbeat is at most STALE_MS old at NOW_MS.
  * A worker full for at least FULL_MS has the WD_SB_FULL_WEIGHT added.  A
- * sibling is better when its load, plus SLACK, plus an eighth of its load
+ * sibling is better when its load, plus SLACK, plus a quarter of its load
  * is below OWN's.  Returns the index of the least loaded better sibling,
  * or -1 when there is none (the caller accepts).  *WOKEN (may be NULL)
  * is set to 1 when some better sibling takes the connection without help
@@ -187,6 +191,15 @@ int wd_sb_better_sibling(struct wd_sb *sb, const struct wd_sb_slot *self,
                          const struct wd_sb_load *own, uint32_t slack,
                          int64_t now_ms, int64_t stale_ms, int64_t full_ms,
                          int *woken);
+
+/*
+ * Worker loop, about to leave a connection to a WAITING sibling S: was S
+ * active (wd_sb_set_active) within WITHIN_MS of NOW_MS?  Such a sibling
+ * re-checks by itself as its next request ends, so a kick can wait; an
+ * idle one comes back only when kicked (or on its slow timer).
+ */
+int wd_sb_active_within(const struct wd_sb_slot *s, int64_t now_ms,
+                        int64_t within_ms);
 
 /*
  * Worker loop, its task queue deeper than its threads: may it stop

@@ -354,6 +354,26 @@ Test(scoreboard, fair_accept_waiting_sibling_needs_a_kick)
     wd_sb_free(sb);
 }
 
+Test(scoreboard, fair_accept_kick_can_wait_only_for_an_active_sibling)
+{
+    struct wd_sb *sb = wd_sb_new(2);
+    struct wd_sb_slot *self = sibling(sb, 0, 0);
+    struct wd_sb_slot *a = sibling(sb, 1, 0);
+
+    cr_assert_not(wd_sb_active_within(self, 5000, 2));
+    /* a new worker has not been active yet: nothing brings it back but
+       a kick */
+    cr_assert_not(wd_sb_active_within(a, 5000, 2));
+    wd_sb_set_active(a, 5000);
+    cr_assert(wd_sb_active_within(a, 5000, 2));
+    cr_assert(wd_sb_active_within(a, 5001, 2));
+    cr_assert_not(wd_sb_active_within(a, 5002, 2));
+    cr_assert_not(wd_sb_active_within(a, 9000, 2));
+    /* a clock read before the store (another process): still recent */
+    cr_assert(wd_sb_active_within(a, 4999, 2));
+    wd_sb_free(sb);
+}
+
 Test(scoreboard, fair_accept_ignores_siblings_that_cannot_take_one)
 {
     struct wd_sb *sb = wd_sb_new(6);

@@ -99,16 +99,20 @@ ring_pop(struct wd_pool *p)
 
 /*
  * Under lock: make sure someone will take the GIL after the current
- * holder while tasks wait -- a thread already woken, or one more.
+ * holder while tasks wait -- a thread already woken, or one more.  1 when
+ * a token was granted: the caller signals READY once it has let go of
+ * the lock, so that the woken thread does not wake only to wait for the
+ * lock (a futex round trip more on every hand-off).
  */
-static void
+static int
 want_standby(struct wd_pool *p)
 {
     if (p->len > 0 && has_room(p) && p->candidates + p->tokens == 0 &&
         p->waiting > p->tokens) {
         p->tokens++;
-        pthread_cond_signal(&p->ready);
+        return 1;
     }
+    return 0;
 }
 
 static void
@@ -153,9 +157,13 @@ thread_main(void *arg)
         pthread_mutex_lock(&p->lock);
         p->candidates--;
         while (!p->stop && has_room(p) && (t = ring_pop(p)) != NULL) {
+            int wake;
+
             set_active(p, 1);
-            want_standby(p);
+            wake = want_standby(p);
             pthread_mutex_unlock(&p->lock);
+            if (wake)
+                pthread_cond_signal(&p->ready);
 
             p->ops.run(t);
             p->ops.done(t); /* T may be freed by the loop from here on */
@@ -226,15 +234,17 @@ void
 wd_pool_post(struct wd_pool *p, struct wd_task *t)
 {
     size_t queued, idle;
-    int rc;
+    int rc, wake = 0;
 
     pthread_mutex_lock(&p->lock);
     rc = ring_push(p, t);
     if (rc == 0)
-        want_standby(p);
+        wake = want_standby(p);
     queued = p->len;
     idle = p->started - p->exited - p->active;
     pthread_mutex_unlock(&p->lock);
+    if (wake)
+        pthread_cond_signal(&p->ready);
 
     if (rc != 0) {
         /* out of memory: run nothing, but never lose the task */
@@ -265,13 +275,17 @@ wd_pool_borrow(struct wd_pool *p)
 void
 wd_pool_give_back(struct wd_pool *p)
 {
+    int wake = 0;
+
     pthread_mutex_lock(&p->lock);
     if (p->borrowed) {
         p->borrowed = 0;
         set_active(p, -1);
-        want_standby(p); /* tasks may have waited for the place */
+        wake = want_standby(p); /* tasks may have waited for the place */
     }
     pthread_mutex_unlock(&p->lock);
+    if (wake)
+        pthread_cond_signal(&p->ready);
 }
 
 size_t

@@ -195,8 +195,9 @@ int wd_sb_better_sibling(struct wd_sb *sb, const struct wd_sb_slot *self,
 /*
  * Worker loop, about to leave a connection to a WAITING sibling S: was S
  * active (wd_sb_set_active) within WITHIN_MS of NOW_MS?  Such a sibling
- * re-checks by itself as its next request ends, so a kick can wait; an
- * idle one comes back only when kicked (or on its slow timer).
+ * is likely to re-check by itself soon (as its next request ends), so a
+ * kick can wait a little; an idle one comes back only when kicked (or on
+ * its slow timer).
  */
 int wd_sb_active_within(const struct wd_sb_slot *s, int64_t now_ms,
                         int64_t within_ms);

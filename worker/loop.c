@@ -25,13 +25,14 @@
  * its own closes, when a request ends, on a sibling's kick (SIGURG: a
  * sibling left connections to us while we wait) and on a FAIR_TICK_MS
  * timer.  A waiting sibling active lately (a request of its own ended, a
- * connection closed: wd_sb_active_within) comes back by itself, so its
- * kick waits FAIR_KICK_DELAY_MS and is sent only if a connection still
- * waits in the accept queue then; an idle one is kicked at once.  A kick
- * at once each time a count tipped kept both workers armed under load,
- * and so woken for every new connection (hello with Connection: close
- * on 2 workers: 58 us of CPU per request against 36 us, 17.5k against
- * 23.9k req/s).  When the FAIR_TICK_MS timer finds the accept queue non-empty
+ * connection closed: wd_sb_active_within) is likely to come back by
+ * itself, so its kick waits FAIR_KICK_DELAY_MS and is sent then only if
+ * this worker still leaves connections and one waits in the accept
+ * queue; an idle one is kicked at once.  A kick at once each time a
+ * count tipped kept both workers armed under load, and so woken for
+ * every new connection (hello with Connection: close on 2 workers, tree
+ * CPU per request 63-73 us before, 45-48 us after: bench/README.md,
+ * sixth pass).  When the FAIR_TICK_MS timer finds the accept queue non-empty
  * FAIR_RESCUE_TICKS times in a row it takes what waits there: a sibling
  * that is stopped, hung or starved holds no connection much longer than
  * 100 ms.  The connection
@@ -107,6 +108,12 @@ accept_state(const struct wd_loop *l)
                           : WD_SB_ACCEPT_ARMED;
 }
 
+/* leave_to_sibling: what to do when every better sibling waits */
+enum kick { KICK_NONE, KICK_LATER, KICK_NOW };
+
+static int leave_to_sibling(struct wd_loop *l, enum kick kick);
+static int backlog_waiting(const struct wd_loop *l);
+
 /* Add or remove the listener events to match the flags; publish them. */
 static void
 update_listeners(struct wd_loop *l)
@@ -117,8 +124,14 @@ update_listeners(struct wd_loop *l)
         l->fair_wait = 0;
         if (l->fair_ev != NULL)
             event_del(l->fair_ev);
-        if (l->kick_later_ev != NULL)
+        /* a kick put off for a connection left to a sibling: this worker
+           will not take it either now, so send the kick at once */
+        if (l->kick_later_ev != NULL &&
+            evtimer_pending(l->kick_later_ev, NULL)) {
             event_del(l->kick_later_ev);
+            if (backlog_waiting(l))
+                leave_to_sibling(l, KICK_NOW);
+        }
     }
     if (on != l->accepting) {
         for (size_t i = 0; i < l->nlisteners; i++) {
@@ -134,9 +147,6 @@ update_listeners(struct wd_loop *l)
     if (l->sb != NULL)
         wd_sb_set_accept(l->sb, accept_state(l));
 }
-
-/* leave_to_sibling: what to do when every better sibling waits */
-enum kick { KICK_NONE, KICK_LATER, KICK_NOW };
 
 static void
 accept_pause_cb(evutil_socket_t fd, short what, void *arg)
@@ -162,8 +172,8 @@ pause_accepting(struct wd_loop *l)
  * connection.  KICK: when every better sibling waits (its listener is out
  * of its loop, so the kernel will not wake it), wake the best one: now,
  * or (KICK_LATER, and it was active within FAIR_KICK_DELAY_MS, so it
- * re-checks by itself as its next request ends) FAIR_KICK_DELAY_MS later
- * if a connection still waits then.
+ * likely re-checks by itself soon) FAIR_KICK_DELAY_MS later if a
+ * connection still waits then.
  */
 static int
 leave_to_sibling(struct wd_loop *l, enum kick kick)
@@ -199,7 +209,6 @@ leave_to_sibling(struct wd_loop *l, enum kick kick)
     return 1;
 }
 
-static int backlog_waiting(const struct wd_loop *l);
 static void fair_recheck(struct wd_loop *l, enum kick kick);
 
 /* The delayed kick: still leaving connections, and one waits. */

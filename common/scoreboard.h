@@ -64,8 +64,8 @@ struct wd_sb_slot {
     _Atomic int64_t full_since_ms;   /* worker loop: every thread taken
                                         since (heartbeat clock), or 0 */
     _Atomic int64_t active_ms;       /* worker loop: a request of its own
-                                        ended or a connection closed
-                                        (heartbeat clock), or 0 */
+                                        last ended (heartbeat clock), or
+                                        0 */
     _Atomic int64_t started_at;      /* master, at claim; epoch seconds */
     _Atomic uint64_t requests;       /* finished requests */
     _Atomic uint64_t bytes_in;       /* bytes read from clients */

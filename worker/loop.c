@@ -24,9 +24,8 @@
  * listener events out (fair_wait).  It comes back when a connection of
  * its own closes, when a request ends, on a sibling's kick (SIGURG: a
  * sibling left connections to us while we wait) and on a FAIR_TICK_MS
- * timer.  A waiting sibling active lately (a request of its own ended, a
- * connection closed: wd_sb_active_within) is likely to come back by
- * itself, so its kick waits FAIR_KICK_DELAY_MS and is sent then only if
+ * timer.  A waiting sibling active lately (a request of its own ended:
+ * wd_sb_active_within) is likely to come back by itself, so its kick waits FAIR_KICK_DELAY_MS and is sent then only if
  * this worker still leaves connections and one waits in the accept
  * queue; an idle one is kicked at once.  A kick at once each time a
  * count tipped kept both workers armed under load, and so woken for
@@ -114,25 +113,32 @@ enum kick { KICK_NONE, KICK_LATER, KICK_NOW };
 static int leave_to_sibling(struct wd_loop *l, enum kick kick);
 static int backlog_waiting(const struct wd_loop *l);
 
+/*
+ * Leave fair_wait.  A kick put off meanwhile (kick_later_ev) is dropped,
+ * or, with HAND_ON (this worker stops accepting, so it will not take the
+ * connection it left either), sent at once if a connection waits.
+ */
+static void
+end_fair_wait(struct wd_loop *l, int hand_on)
+{
+    l->fair_wait = 0;
+    if (l->fair_ev != NULL)
+        event_del(l->fair_ev);
+    if (l->kick_later_ev != NULL && evtimer_pending(l->kick_later_ev, NULL)) {
+        event_del(l->kick_later_ev);
+        if (hand_on && backlog_waiting(l))
+            leave_to_sibling(l, KICK_NOW);
+    }
+}
+
 /* Add or remove the listener events to match the flags; publish them. */
 static void
 update_listeners(struct wd_loop *l)
 {
     int on = willing(l) && !l->fair_wait;
 
-    if (!willing(l) && l->fair_wait) {
-        l->fair_wait = 0;
-        if (l->fair_ev != NULL)
-            event_del(l->fair_ev);
-        /* a kick put off for a connection left to a sibling: this worker
-           will not take it either now, so send the kick at once */
-        if (l->kick_later_ev != NULL &&
-            evtimer_pending(l->kick_later_ev, NULL)) {
-            event_del(l->kick_later_ev);
-            if (backlog_waiting(l))
-                leave_to_sibling(l, KICK_NOW);
-        }
-    }
+    if (!willing(l) && l->fair_wait)
+        end_fair_wait(l, 1);
     if (on != l->accepting) {
         for (size_t i = 0; i < l->nlisteners; i++) {
             if (l->listeners[i].ev == NULL)
@@ -238,9 +244,7 @@ fair_recheck(struct wd_loop *l, enum kick kick)
 {
     if (!l->fair_wait || leave_to_sibling(l, kick))
         return;
-    l->fair_wait = 0;
-    event_del(l->fair_ev);
-    event_del(l->kick_later_ev);
+    end_fair_wait(l, 0); /* this worker takes what waits */
     update_listeners(l);
 }
 
@@ -447,10 +451,8 @@ void
 wd_loop_channel_closed(struct wd_loop *l)
 {
     l->nopen--;
-    if (l->sb != NULL) {
+    if (l->sb != NULL)
         wd_sb_set_connections(l->sb, (uint32_t)l->nopen);
-        wd_sb_set_active(l->sb, wd_sb_now_ms());
-    }
     if (l->limit_reached && l->nopen < (size_t)l->cfg->connection_limit) {
         l->limit_reached = 0;
         if (!l->stopping) {

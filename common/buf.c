@@ -248,6 +248,32 @@ wd_buf_expect(struct wd_buf *b, uint64_t total)
         b->cap = (size_t)total;
 }
 
+/* Would TOTAL live bytes move the buffer to a file (SPEC.md 15)? */
+static int
+spills_at(const struct wd_buf *b, uint64_t total)
+{
+    return b->overflow > 0 && total >= b->overflow &&
+           (b->grown || total >= WD_STRBUF_LIMIT);
+}
+
+void *
+wd_buf_room(struct wd_buf *b, size_t len)
+{
+    if (b->fd >= 0 || len == 0 ||
+        spills_at(b, (uint64_t)(b->tail - b->head) + len) ||
+        reserve(b, len) < 0)
+        return NULL;
+    return b->mem + b->tail;
+}
+
+void
+wd_buf_commit(struct wd_buf *b, size_t n)
+{
+    b->tail += n;
+    if (b->tail - b->head >= WD_STRBUF_LIMIT)
+        b->grown = 1;
+}
+
 int
 wd_buf_append(struct wd_buf *b, const void *data, size_t len)
 {
@@ -262,8 +288,7 @@ wd_buf_append(struct wd_buf *b, const void *data, size_t len)
         return 0;
     }
     total = (uint64_t)(b->tail - b->head) + len;
-    if (b->overflow > 0 && total >= b->overflow &&
-        (b->grown || total >= WD_STRBUF_LIMIT)) {
+    if (spills_at(b, total)) {
         if (spill(b, data, len) < 0)
             return -1;
         b->grown = 1;

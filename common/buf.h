@@ -43,6 +43,17 @@ int wd_buf_append(struct wd_buf *b, const void *data, size_t len);
 #define WD_BUF_EXPECT_MAX (1u << 20)
 void wd_buf_expect(struct wd_buf *b, uint64_t total);
 
+/*
+ * Room for LEN bytes at the tail, to be filled in place (a recv straight
+ * into a request body) and then counted with wd_buf_commit.  NULL when the
+ * buffer is a file, when LEN more bytes would move it to one, or when the
+ * block cannot grow: wd_buf_append then does what is needed.  The pointer
+ * is valid until the next call that modifies B.
+ */
+void *wd_buf_room(struct wd_buf *b, size_t len);
+/* Count N bytes written at wd_buf_room (N <= the LEN asked there). */
+void wd_buf_commit(struct wd_buf *b, size_t n);
+
 /* Bytes not yet consumed. */
 uint64_t wd_buf_len(const struct wd_buf *b);
 /* Nonzero when the data lives in a temp file. */

@@ -1206,6 +1206,28 @@ wd_http_request_feed(struct wd_http_request *r, const char *data, size_t len,
     return used;
 }
 
+char *
+wd_http_request_body_room(struct wd_http_request *r, size_t len)
+{
+    const struct wd_http_parser_priv *pv = r->priv;
+
+    if (r->state != WD_REQ_BODY || r->chunked || r->body == NULL ||
+        pv->remain < (uint64_t)len)
+        return NULL;
+    return wd_buf_room(r->body, len);
+}
+
+void
+wd_http_request_body_commit(struct wd_http_request *r, size_t n)
+{
+    struct wd_http_parser_priv *pv = r->priv;
+
+    wd_buf_commit(r->body, n);
+    pv->remain -= n;
+    if (pv->remain == 0)
+        r->state = WD_REQ_DONE;
+}
+
 const char *
 wd_http_request_header(const struct wd_http_request *r, const char *name,
                        size_t *len)

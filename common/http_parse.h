@@ -120,6 +120,18 @@ void wd_http_request_free(struct wd_http_request *r); /* NULL is fine */
 ssize_t wd_http_request_feed(struct wd_http_request *r, const char *data,
                              size_t len, const struct wd_http_limits *lim);
 
+/*
+ * Where the next LEN bytes received can go straight into R's body, saving
+ * the copy out of the caller's receive buffer: only while a Content-Length
+ * body still wants at least LEN bytes, so that whatever one recv(LEN)
+ * returns is body and nothing else, and only while the body stays in
+ * memory.  NULL otherwise: receive into your own buffer and feed it.
+ * wd_http_request_body_commit then counts the N bytes received there
+ * exactly as wd_http_request_feed would have.  Loop thread.
+ */
+char *wd_http_request_body_room(struct wd_http_request *r, size_t len);
+void wd_http_request_body_commit(struct wd_http_request *r, size_t n);
+
 /* Header value by normalised NAME, or NULL.  *LEN gets its length. */
 const char *wd_http_request_header(const struct wd_http_request *r,
                                    const char *name, size_t *len);

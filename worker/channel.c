@@ -699,6 +699,39 @@ fail_unstored(struct wd_channel *ch, struct wd_http_request *r)
 }
 
 /*
+ * After bytes were fed to R (ch->req): answer Expect, and queue R once it
+ * is complete.  0 to go on, 1 when nothing after it may be parsed (a
+ * failed request, 19.8), -1 when the queue cannot grow (R is freed).
+ */
+static int
+settle(struct wd_channel *ch, struct wd_http_request *r)
+{
+    int failed = r->error_status != 0;
+
+    maybe_send_continue(ch);
+    if (r->state != WD_REQ_DONE)
+        return 0;
+    ch->req = NULL;
+    ch->sent_continue = 0;
+    if (r->empty && !failed) {
+        wd_http_request_free(r);
+        return 0;
+    }
+    if (queue_push(ch, r) != 0) {
+        wd_http_request_free(r);
+        return -1;
+    }
+    return failed;
+}
+
+static void
+parser_oom(struct wd_channel *ch)
+{
+    wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "request parser: out of memory");
+    close_after_flush(ch);
+}
+
+/*
  * Feed received bytes to the parser, queueing what completes.  Returns 1
  * when the connection had to be dropped at once (CH may be gone).
  */
@@ -710,16 +743,19 @@ received(struct wd_channel *ch, const char *data, size_t len)
     while (len > 0 && !ch->close_when_flushed) {
         struct wd_http_request *r;
         ssize_t n;
+        int done, rc;
 
-        if (ch->req == NULL && (ch->req = wd_http_request_new()) == NULL)
-            goto oom;
+        if (ch->req == NULL && (ch->req = wd_http_request_new()) == NULL) {
+            parser_oom(ch);
+            break;
+        }
         r = ch->req;
         n = wd_http_request_feed(r, data, len, &l->limits);
         if (n < 0) {
             wd_log(WD_LOG_ERROR, WD_CAT_SERVER,
                    "cannot store the request: %s", strerror(errno));
             if (fail_unstored(ch, r) != 0)
-                goto oom;
+                parser_oom(ch);
             break;
         }
         if (r->drop_connection) {
@@ -727,32 +763,18 @@ received(struct wd_channel *ch, const char *data, size_t len)
             wd_channel_close(ch);
             return 1;
         }
-        maybe_send_continue(ch);
-        if (r->state == WD_REQ_DONE) {
-            ch->req = NULL;
-            ch->sent_continue = 0;
-            if (r->empty && r->error_status == 0) {
-                wd_http_request_free(r);
-            } else if (queue_push(ch, r) != 0) {
-                wd_http_request_free(r);
-                goto oom;
-            } else if (r->error_status != 0) {
-                /* nothing after a failed request is ever parsed (19.8) */
-                break;
-            }
-        } else if ((size_t)n < len) {
-            break; /* a request not done takes everything it is given */
+        done = r->state == WD_REQ_DONE;
+        if ((rc = settle(ch, r)) != 0) {
+            if (rc < 0)
+                parser_oom(ch);
+            break;
         }
-        if ((size_t)n >= len)
+        /* a request not done takes everything it is given */
+        if ((size_t)n >= len || !done)
             break;
         data += n;
         len -= (size_t)n;
     }
-    return 0;
-
-oom:
-    wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "request parser: out of memory");
-    close_after_flush(ch);
     return 0;
 }
 
@@ -767,9 +789,13 @@ static int
 read_once(struct wd_channel *ch)
 {
     struct wd_loop *l = ch->loop;
+    char *body = NULL;
     ssize_t n;
 
-    n = recv(ch->fd, l->rbuf, l->rbuf_len, 0);
+    /* the middle of a long body is received straight into its buffer */
+    if (ch->req != NULL && !ch->close_when_flushed)
+        body = wd_http_request_body_room(ch->req, l->rbuf_len);
+    n = recv(ch->fd, body != NULL ? body : l->rbuf, l->rbuf_len, 0);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return READ_AGAIN;
@@ -786,8 +812,13 @@ read_once(struct wd_channel *ch)
     }
     ch->last_activity = wd_loop_now();
     wd_loop_add_bytes(l, (uint64_t)n, 0);
-    if (received(ch, l->rbuf, (size_t)n))
+    if (body != NULL) {
+        wd_http_request_body_commit(ch->req, (size_t)n);
+        if (settle(ch, ch->req) < 0)
+            parser_oom(ch);
+    } else if (received(ch, l->rbuf, (size_t)n)) {
         return READ_GONE;
+    }
     dispatch(ch);
     return flush_and_update(ch) ? READ_GONE : READ_DONE;
 }

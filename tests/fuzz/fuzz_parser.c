@@ -4,10 +4,13 @@
  * Input layout: byte 0 picks the limits, byte 1 where to cut, the rest is
  * what a client sends on one connection.  The bytes are run through a
  * small model of the channel (pipelined requests, one parser object per
- * request, stop after an error) three ways: in one read, in two reads cut
- * at the chosen offset, and (for short inputs) one byte per read.  Every
- * run must produce the same sequence of requests.  Each read is its own
- * exact-size heap copy, so AddressSanitizer sees any over-read.
+ * request, stop after an error) four ways: in one read, in two reads cut
+ * at the chosen offset, in reads of a fixed size that go straight into
+ * the body's buffer whenever the parser offers room for a whole read (the
+ * channel's read_once; the size comes from byte 0's top bits), and (for
+ * short inputs) one byte per read.  Every run must produce the same
+ * sequence of requests.  Each read is its own exact-size heap copy, so
+ * AddressSanitizer sees any over-read.
  *
  * The one split-dependent outcome allowed (see error_read_tail in
  * http_parse.c): a chunk error found in one read becomes a 413 when the
@@ -118,11 +121,34 @@ record(struct text *t, struct wd_http_request *r, size_t consumed)
 }
 
 /*
- * Feed IN as reads cut at CUT (0: one read; SIZE_MAX: one byte each).
- * Returns the record of every request, in order.
+ * R is done: record it and, unless it failed (the channel then closes),
+ * start the next request.  1 when nothing more is parsed.
+ */
+static int
+finish(struct text *t, struct wd_http_request **r, size_t *consumed,
+       const struct wd_http_limits *lim)
+{
+    if (wd_http_request_feed(*r, "x", 1, lim) != 0)
+        abort();
+    record(t, *r, *consumed);
+    if ((*r)->error_status != 0)
+        return 1;
+    wd_http_request_free(*r);
+    if ((*r = wd_http_request_new()) == NULL)
+        abort();
+    *consumed = 0;
+    return 0;
+}
+
+/*
+ * Feed IN as reads cut at CUT (0: one read; SIZE_MAX: one byte each), or,
+ * with RSIZE > 0, as reads of RSIZE bytes, received straight into the
+ * body wherever the parser offers room for RSIZE.  Returns the record of
+ * every request, in order.
  */
 static struct text
-run(const uint8_t *in, size_t n, size_t cut, const struct wd_http_limits *lim)
+run(const uint8_t *in, size_t n, size_t cut, size_t rsize,
+    const struct wd_http_limits *lim)
 {
     struct text t = {0};
     struct wd_http_request *r = wd_http_request_new();
@@ -132,12 +158,24 @@ run(const uint8_t *in, size_t n, size_t cut, const struct wd_http_limits *lim)
     if (r == NULL)
         abort();
     while (pos < n && !stop) {
-        size_t end = cut == SIZE_MAX ? pos + 1 : (cut > pos && cut < n ? cut : n);
+        size_t end = rsize > 0 ? (n - pos < rsize ? n : pos + rsize)
+                     : cut == SIZE_MAX ? pos + 1
+                                       : (cut > pos && cut < n ? cut : n);
         size_t len = end - pos;
-        char *rd = malloc(len); /* exact size: over-reads are caught */
+        char *room = rsize > 0 ? wd_http_request_body_room(r, rsize) : NULL;
+        char *rd;
         size_t off = 0;
 
-        if (rd == NULL)
+        if (room != NULL) {
+            memcpy(room, in + pos, len); /* what recv would have put there */
+            wd_http_request_body_commit(r, len);
+            consumed += len;
+            pos = end;
+            if (r->state == WD_REQ_DONE)
+                stop = finish(&t, &r, &consumed, lim);
+            continue;
+        }
+        if ((rd = malloc(len)) == NULL) /* exact size: over-reads caught */
             abort();
         memcpy(rd, in + pos, len);
         while (off < len) {
@@ -150,17 +188,8 @@ run(const uint8_t *in, size_t n, size_t cut, const struct wd_http_limits *lim)
             off += (size_t)k;
             consumed += (size_t)k;
             if (r->state == WD_REQ_DONE) {
-                if (wd_http_request_feed(r, "x", 1, lim) != 0)
-                    abort();
-                record(&t, r, consumed);
-                if (r->error_status != 0) {
-                    stop = 1; /* the channel closes: nothing more */
+                if ((stop = finish(&t, &r, &consumed, lim)) != 0)
                     break;
-                }
-                wd_http_request_free(r);
-                if ((r = wd_http_request_new()) == NULL)
-                    abort();
-                consumed = 0;
             } else if (k == 0) {
                 abort(); /* no progress on a request still open */
             }
@@ -214,8 +243,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const uint64_t headers[] = {40, 200, 1000, 262144};
     static const uint64_t bodies[] = {12, 100, 4096, 1073741824};
     struct wd_http_limits lim;
-    struct text whole, split, bytes;
-    size_t n, cut;
+    struct text whole, split, reads, bytes;
+    size_t n, cut, rsize;
 
     if (size < 2)
         return 0;
@@ -226,15 +255,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cut = n > 0 ? (size_t)data[1] * n / 255 : 0;
     data += 2;
 
-    whole = run(data, n, 0, &lim);
-    split = run(data, n, cut, &lim);
+    rsize = ((size_t)(data[-2] >> 5) + 1) * 5; /* 5..40 */
+    whole = run(data, n, 0, 0, &lim);
+    split = run(data, n, cut, 0, &lim);
     compare(&whole, &split);
+    reads = run(data, n, 0, rsize, &lim);
+    compare(&whole, &reads);
     if (n <= 512) {
-        bytes = run(data, n, SIZE_MAX, &lim);
+        bytes = run(data, n, SIZE_MAX, 0, &lim);
         compare(&whole, &bytes);
         free(bytes.s);
     }
     free(whole.s);
     free(split.s);
+    free(reads.s);
     return 0;
 }

@@ -383,6 +383,53 @@ Test(buf, expected_total_does_not_change_the_spill)
     wd_buf_free(b);
 }
 
+/* Fill LEN pattern bytes from START in place through wd_buf_room, asking
+   ASK bytes of room each time and writing at most that many. */
+static void
+room_pattern(struct wd_buf *b, uint64_t start, size_t len, size_t ask)
+{
+    while (len > 0) {
+        size_t n = len < ask ? len : ask;
+        unsigned char *p = wd_buf_room(b, ask);
+
+        cr_assert_not_null(p);
+        fill(p, n, start);
+        wd_buf_commit(b, n);
+        start += n;
+        len -= n;
+    }
+}
+
+Test(buf, room_filled_in_place_reads_back_between_appends)
+{
+    struct wd_buf *b = wd_buf_new(0);
+
+    append_pattern(b, 0, 100, 100);
+    room_pattern(b, 100, 50000, 8192); /* grows the block as needed */
+    append_pattern(b, 50100, 7, 7);
+    room_pattern(b, 50107, 3, 8192); /* a short fill counts only 3 */
+    cr_assert_eq(wd_buf_len(b), 50110);
+    drain_and_check(b, 0, 50110);
+    wd_buf_free(b);
+}
+
+Test(buf, room_is_refused_where_an_append_would_spill)
+{
+    struct wd_buf *b = wd_buf_new(20000);
+
+    room_pattern(b, 0, 11808, 8192);
+    cr_assert_eq(wd_buf_is_file(b), 0);
+    /* 11808 + 8192 = 20000 reaches overflow: only an append may move it */
+    cr_assert_null(wd_buf_room(b, 8192));
+    cr_assert_eq(wd_buf_len(b), 11808, "a refused room changes nothing");
+    cr_assert_not_null(wd_buf_room(b, 8191));
+    append_pattern(b, 11808, 8192, 8192);
+    cr_assert_eq(wd_buf_is_file(b), 1);
+    cr_assert_null(wd_buf_room(b, 1), "a file buffer has no room in memory");
+    drain_and_check(b, 0, 20000);
+    wd_buf_free(b);
+}
+
 Test(buf, peek_file_gives_fd_and_offset)
 {
     struct wd_buf *b = wd_buf_new(9000);

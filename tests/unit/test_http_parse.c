@@ -955,6 +955,53 @@ Test(http_parse, content_length_waits_for_body)
     cr_assert_eq(o.consumed, 41);
 }
 
+/* Feed S (a C string) to R; it must all be taken. */
+static void
+feed_all(struct wd_http_request *r, const char *s)
+{
+    size_t n = strlen(s);
+
+    cr_assert_eq(wd_http_request_feed(r, s, n, &default_limits), (ssize_t)n);
+}
+
+Test(http_parse, body_room_only_while_the_body_wants_that_much)
+{
+    struct wd_http_request *r = wd_http_request_new();
+    char *p;
+    const void *body;
+
+    cr_assert_null(wd_http_request_body_room(r, 4), "no head yet");
+    feed_all(r, "POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nab");
+    cr_assert_eq(r->state, WD_REQ_BODY);
+    /* 8 body bytes are due: a read of 9 could take the next request's */
+    cr_assert_null(wd_http_request_body_room(r, 9));
+    cr_assert_not_null(p = wd_http_request_body_room(r, 8));
+    memcpy(p, "cdefg", 5); /* a short read */
+    wd_http_request_body_commit(r, 5);
+    cr_assert_eq(r->state, WD_REQ_BODY);
+    cr_assert_not_null(p = wd_http_request_body_room(r, 3));
+    memcpy(p, "hij", 3);
+    wd_http_request_body_commit(r, 3);
+    cr_assert_eq(r->state, WD_REQ_DONE);
+    cr_assert_null(wd_http_request_body_room(r, 1), "done takes nothing");
+    cr_assert_eq(wd_buf_len(r->body), 10);
+    cr_assert_eq(wd_buf_peek(r->body, &body, NULL, NULL), 10);
+    cr_assert_eq(memcmp(body, "abcdefghij", 10), 0);
+    wd_http_request_free(r);
+}
+
+Test(http_parse, body_room_never_for_a_chunked_body)
+{
+    struct wd_http_request *r = wd_http_request_new();
+
+    feed_all(r, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "5\r\nab");
+    cr_assert_eq(r->state, WD_REQ_BODY);
+    /* chunk framing has to go through the parser */
+    cr_assert_null(wd_http_request_body_room(r, 1));
+    wd_http_request_free(r);
+}
+
 Test(http_parse, content_length_invalid_values)
 {
     static const char *bad[] = {"", "+10", "-1", "0x10", "1 2", "abc", "1.0",

@@ -618,7 +618,7 @@ start_task(struct wd_channel *ch, struct wd_http_request *r)
 
 /*
  * Hand the next queued request on: errors are answered here, others go
- * to the pool.  Waits (returns) while the output is at the watermark.
+ * to the pool.  Waits (returns) while the output is above the watermark.
  */
 static void
 dispatch(struct wd_channel *ch)
@@ -629,7 +629,7 @@ dispatch(struct wd_channel *ch)
            ch->fd >= 0) {
         struct wd_http_request *r;
 
-        if (pending_output(ch) >= (uint64_t)cfg->outbuf_high_watermark)
+        if (pending_output(ch) > (uint64_t)cfg->outbuf_high_watermark)
             return; /* retried after the next flush */
         r = queue_pop(ch);
         if (r->error_status != 0) {

@@ -549,6 +549,23 @@ def test_slow_reader_back_pressure_bounds_memory(server_factory, tmp_path):
         assert rss_kib(pid) < 150 * 1024
 
 
+def test_watermark_zero_still_serves_pipelined_requests(server_factory):
+    # SPEC 15: a thread waits while the pending output is above the
+    # watermark, and goes on once it is at or below it (waitress: `>`).
+    # With 0, each request starts once the one before is fully sent; a
+    # `>=` test never let even the first one start.
+    srv = server_factory(APP, args=["--outbuf-high-watermark=0"])
+    with srv.connect() as s:
+        s.settimeout(10)
+        big = b"x" * 300_000
+        s.sendall(b"POST /echo HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s"
+                  b"POST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"
+                  % (len(big), big))
+        r = Reader(s)
+        assert r.response()[::2] == ("HTTP/1.1 200 OK", big)
+        assert r.response()[::2] == ("HTTP/1.1 200 OK", b"hi")
+
+
 # --- connection limit and idle timeout -------------------------------------
 
 

@@ -90,6 +90,25 @@ wd_loop_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The open connections have reached connection_limit (5.6).  Signed: a
+   limit of 0 or less is reached before any client, as in waitress. */
+static int
+at_limit(const struct wd_loop *l)
+{
+    return (long long)l->nopen >= (long long)l->cfg->connection_limit;
+}
+
+/* Stop taking connections at the limit; the warning once per episode. */
+static void
+reach_limit(struct wd_loop *l)
+{
+    if (!l->limit_reached)
+        wd_log(WD_LOG_WARNING, WD_CAT_SERVER,
+               "total open connections reached the connection limit, no "
+               "longer accepting new connections");
+    l->limit_reached = 1;
+}
+
 /* Neither paused nor stopping: the worker would take connections. */
 static int
 willing(const struct wd_loop *l)
@@ -373,12 +392,8 @@ accept_some(struct wd_loop *l, struct wd_loop_listener *lst, int rescue)
         /* at once: a sibling deciding about the next one reads it */
         if (l->sb != NULL)
             wd_sb_set_connections(l->sb, (uint32_t)l->nopen);
-        if (l->nopen >= (size_t)l->cfg->connection_limit) {
-            if (!l->limit_reached)
-                wd_log(WD_LOG_WARNING, WD_CAT_SERVER,
-                       "total open connections reached the connection "
-                       "limit, no longer accepting new connections");
-            l->limit_reached = 1;
+        if (at_limit(l)) {
+            reach_limit(l);
             update_listeners(l);
         }
         fresh[nfresh++] = ch;
@@ -453,7 +468,7 @@ wd_loop_channel_closed(struct wd_loop *l)
     l->nopen--;
     if (l->sb != NULL)
         wd_sb_set_connections(l->sb, (uint32_t)l->nopen);
-    if (l->limit_reached && l->nopen < (size_t)l->cfg->connection_limit) {
+    if (l->limit_reached && !at_limit(l)) {
         l->limit_reached = 0;
         if (!l->stopping) {
             wd_log(WD_LOG_INFO, WD_CAT_SERVER,
@@ -758,6 +773,8 @@ wd_loop_init(struct wd_loop *l, struct event_base *base,
     tv.tv_sec = (time_t)every;
     tv.tv_usec = (suseconds_t)((every - (double)tv.tv_sec) * 1e6);
     event_add(l->sweep_ev, &tv);
+    if (at_limit(l))
+        reach_limit(l);
     update_listeners(l);
     return 0;
 

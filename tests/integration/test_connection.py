@@ -592,6 +592,30 @@ def test_connection_limit(server_factory):
     assert "total open connections dropped below the connection limit, listening again" in log
 
 
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_connection_limit_zero_or_less_accepts_nobody(tmp_path, limit):
+    # SPEC 5.6: accepting stops when the count reaches the limit, and a
+    # count of 0 already reaches 0 (waitress never accepts then either).
+    # It used to be checked only after an accept, so one client got in.
+    reached = ("total open connections reached the connection limit, "
+               "no longer accepting new connections")
+    srv = Server(tmp_path / "srv", app=APP,
+                 args=["--workers=1", f"--connection-limit={limit}"])
+    srv.tmp.mkdir(parents=True)
+    srv.start(wait=False)  # its readiness probe would never be answered
+    try:
+        # said once at start, before any client came
+        assert wait_for(lambda: "Booting worker" in srv.log() and reached in srv.log())
+        with srv.connect() as c:  # completes in the kernel's backlog
+            c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            c.settimeout(1.5)
+            with pytest.raises(socket.timeout):
+                c.recv(1)
+        assert srv.log().count(reached) == 1
+    finally:
+        srv.stop()
+
+
 def test_peers_gone_before_set_up_are_closed_and_logged(server_factory):
     # SPEC.md 3.4 and 19.9: a connection reset while it waited in the
     # accept queue is closed at once and logged (log_socket_errors is on

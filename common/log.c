@@ -135,7 +135,7 @@ wd_log_open(const char *error_log, const char *access_log)
         saved = errno;
         close(efd);
         errno = saved;
-        return -1;
+        return -2;
     }
     pthread_mutex_lock(&switch_lock);
     if (install(&error_target, efd, epath) < 0) {

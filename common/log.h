@@ -32,8 +32,9 @@ enum wd_log_level {
 
 /*
  * Open the error log at PATH ("-" or NULL: stderr) and the access log
- * (NULL: none, "-": stderr).  Returns 0, or -1 with errno set and nothing
- * changed.  May be called again to switch files (reload).
+ * (NULL: none, "-": stderr).  Returns 0, or with errno set and nothing
+ * changed: -1 when the error log cannot be opened, -2 when the access log
+ * cannot.  May be called again to switch files (reload).
  */
 int wd_log_open(const char *error_log, const char *access_log);
 /* Reopen the same paths (logrotate moved the files).  0 or -1. */

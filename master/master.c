@@ -595,6 +595,19 @@ reload_abort(struct master *m, int status)
     fill_positions(m);
 }
 
+/* ERR gets what wd_log_open's RC (and errno) say: which log, its path. */
+static void
+log_open_failed(const struct wd_config *cfg, int rc, char *err, size_t len)
+{
+    int access = rc == -2;
+
+    snprintf(err, len, "cannot open %s %s: %s",
+             access ? "access_log" : "error_log",
+             access ? cfg->access_log
+                    : (cfg->error_log != NULL ? cfg->error_log : "-"),
+             strerror(errno));
+}
+
 static void
 reload_failed(const char *msg)
 {
@@ -609,6 +622,7 @@ reload_start(struct master *m)
     enum wd_cli_action action;
     struct wd_config *ncfg;
     char err[1024];
+    int rc;
 
     if (m->phase != PHASE_RUN)
         return;
@@ -661,8 +675,8 @@ reload_start(struct master *m)
             goto fail;
     }
     /* 2: logs, paths may have changed */
-    if (wd_log_open(ncfg->error_log, ncfg->access_log) != 0) {
-        snprintf(err, sizeof err, "cannot open log: %s", strerror(errno));
+    if ((rc = wd_log_open(ncfg->error_log, ncfg->access_log)) != 0) {
+        log_open_failed(ncfg, rc, err, sizeof err);
         goto fail;
     }
     wd_log_set_level((enum wd_log_level)ncfg->log_level);
@@ -1155,14 +1169,18 @@ master_setup(struct master *m, int argc, char **argv)
     struct timeval tick = {0, TICK_MS * 1000};
     uint32_t nslots;
     char err[512];
+    int rc;
 
     if (cfg->umask >= 0)
         umask((mode_t)cfg->umask);
     if (wd_pidfile_check(cfg->pidfile, err, sizeof err) != 0)
         return fail_start(m, err);
-    if (wd_log_open(cfg->error_log, cfg->access_log) != 0) {
-        snprintf(err, sizeof err, "cannot open log: %s", strerror(errno));
-        return fail_start(m, err);
+    if ((rc = wd_log_open(cfg->error_log, cfg->access_log)) != 0) {
+        /* no log of ours is open yet: the one line goes to stderr only */
+        log_open_failed(cfg, rc, err, sizeof err);
+        fprintf(stderr, "waitressd: %s\n", err);
+        m->exit_code = 1;
+        return 1;
     }
     wd_log_set_level((enum wd_log_level)cfg->log_level);
     wd_log_release(); /* the configuration's warnings, now filtered */

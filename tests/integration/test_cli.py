@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from conftest import run
+from conftest import free_port, run
 
 # SPEC.md 2.2 and 2.3: every option key, and which of them are booleans.
 SPEC_OPTIONS = """
@@ -144,6 +144,18 @@ def test_zero_threads_rejected():
     r = run("--threads=0", "x:app")
     assert r.returncode == 1
     assert r.stderr == "waitressd: threads must be at least 1\n"
+
+
+@pytest.mark.parametrize("key", ["error_log", "access_log"])
+def test_unopenable_log_is_one_line_naming_option_and_path(tmp_path, key):
+    # It said "cannot open log: ..." naming neither, twice for error_log
+    # (the second copy as a log record sent to stderr, the log not open).
+    path = tmp_path / "missing-dir" / "x.log"
+    flag = "--" + key.replace("_", "-")
+    r = run(f"--listen=127.0.0.1:{free_port()}", f"{flag}={path}", "x:app")
+    assert r.returncode == 1
+    assert r.stderr == (f"waitressd: cannot open {key} {path}: "
+                        "No such file or directory\n")
 
 
 def test_config_file_typo_is_one_clear_line(tmp_path):

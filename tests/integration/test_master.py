@@ -720,6 +720,26 @@ def test_reload_bind_failure_changes_nothing(tmp_path):
     srv.check_log()
 
 
+def test_reload_with_an_unopenable_log_names_it_and_changes_nothing(tmp_path):
+    port = free_port()
+    srv = configured(tmp_path / "srv", f'listen = "127.0.0.1:{port}";\n')
+    srv.port = port
+    srv.start()
+    missing = srv.tmp / "no-such-dir" / "access.log"
+    try:
+        pid = int(http_get(port, "/pid")[2])
+        (srv.tmp / "waitressd.conf").write_text(
+            f'listen = "127.0.0.1:{port}";\naccess_log = "{missing}";\n')
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: f"reload failed: cannot open access_log {missing}: "
+                                "No such file or directory; keeping previous "
+                                "configuration" in srv.log(), 5), srv.log()
+        assert int(http_get(port, "/pid")[2]) == pid  # same worker
+    finally:
+        srv.stop()
+    srv.check_log()
+
+
 def test_reload_of_a_directory_or_a_big_int_keeps_the_old_config(tmp_path):
     # libconfig 1.5 exit()s when it reads a directory (as the file or as an
     # @include) and wraps ints past 32 bits; a HUP must still only log and

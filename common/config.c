@@ -435,12 +435,37 @@ struct val {
     const config_setting_t *set; /* scalar or aggregate, not a string */
 };
 
+/* D as Python prints a float: the shortest text that reads back as D,
+   with ".0" when it would look like an integer (3.0, not 3). */
+static void
+float_text(double d, char *out, size_t len)
+{
+    int prec, exp;
+    char *e;
+
+    /* the fewest digits that read back as D, in d.ddde+XX form */
+    for (prec = 0; prec < 17; prec++) {
+        snprintf(out, len, "%.*e", prec, d);
+        if (strtod(out, NULL) == d)
+            break;
+    }
+    if ((e = strchr(out, 'e')) == NULL)
+        return; /* inf, nan */
+    exp = atoi(e + 1);
+    if (exp < -4 || exp >= 16)
+        return; /* Python keeps the exponent form too */
+    snprintf(out, len, "%.*f", prec > exp ? prec - exp : 0, d);
+    if (strchr(out, '.') == NULL && strlen(out) + 2 < len)
+        strcat(out, ".0");
+}
+
 /* "invalid value for KEY: 'TEXT'" or the setting's value, or no value. */
 static int
 bad_value(struct build *b, const struct opt *o, const struct val *v,
           const char *why)
 {
     const char *sep = why != NULL ? " " : "";
+    char num[32];
 
     why = why != NULL ? why : "";
     if (v->text != NULL) {
@@ -455,8 +480,9 @@ bad_value(struct build *b, const struct opt *o, const struct val *v,
                (long long)config_setting_get_int64(v->set), sep, why);
         break;
     case CONFIG_TYPE_FLOAT:
-        seterr(b->err, b->errlen, "invalid value for %s: %g%s%s", o->name,
-               config_setting_get_float(v->set), sep, why);
+        float_text(config_setting_get_float(v->set), num, sizeof num);
+        seterr(b->err, b->errlen, "invalid value for %s: %s%s%s", o->name,
+               num, sep, why);
         break;
     case CONFIG_TYPE_BOOL:
         seterr(b->err, b->errlen, "invalid value for %s: %s%s%s", o->name,

@@ -166,6 +166,18 @@ def test_config_file_typo_is_one_clear_line(tmp_path):
     assert r.stderr == "waitressd: Unknown adjustment 'thread'\n"
 
 
+@pytest.mark.parametrize("text, shown", [("3.0", "3.0"), ("1e3", "1000.0"),
+                                          ("0.1", "0.1"), ("2.5", "2.5")])
+def test_config_file_float_for_an_int_shows_the_float(tmp_path, text, shown):
+    # printed with %g it read "invalid value for threads: 3", as if 3 were
+    # refused; the value is shown as Python would print the float
+    conf = tmp_path / "w.conf"
+    conf.write_text(f'app = "x:app";\nthreads = {text};\n')
+    r = run("-c", str(conf))
+    assert r.returncode == 1
+    assert r.stderr == f"waitressd: invalid value for threads: {shown}\n"
+
+
 def test_config_file_syntax_error_names_file_and_line(tmp_path):
     conf = tmp_path / "w.conf"
     conf.write_text('app = "x:app";\n\nthreads = ;\n')

@@ -196,6 +196,7 @@ wd_response_head(struct wd_response *r, const char *status,
     size_t ne = 0, names_len = 0, total;
     const struct entry *cl_hdr = NULL, *date_hdr = NULL, *server_hdr = NULL;
     const char *ident_or = r->ident ? r->ident : "waitressd";
+    const int closed_early = r->close_header;
 
     r->has_body = wd_response_status_has_body(status, status_len);
 
@@ -247,10 +248,14 @@ wd_response_head(struct wd_response *r, const char *status,
     /* L: a non-empty Content-Length value goes out (Python truthiness) */
     int has_len = cl_hdr != NULL && cl_hdr->value_len > 0;
 
+    /* A close decided before the head (too few bytes, a stop) put its
+     * header in first, as waitress's set_close_on_finish does; the
+     * HTTP/1.0 keep-alive row below still adds Keep-Alive after it, so
+     * both go out, in that order (SPEC.md 12.5 and waitress). */
+    if (closed_early)
+        add_entry(e, &ne, "Connection", "close", 5);
     if (!r->http11) {
-        /* a close already decided wins over Keep-Alive (waitress would
-         * send both Connection headers) */
-        if (connection_is(r, "keep-alive") && has_len && !r->close)
+        if (connection_is(r, "keep-alive") && has_len)
             add_entry(e, &ne, "Connection", "Keep-Alive", 10);
         else
             wd_response_set_close(r);
@@ -265,7 +270,7 @@ wd_response_head(struct wd_response *r, const char *status,
             wd_response_set_close(r);
         }
     }
-    if (r->close_header)
+    if (r->close_header && !closed_early)
         add_entry(e, &ne, "Connection", "close", 5);
 
     if (server_hdr == NULL || server_hdr->value_len == 0) {

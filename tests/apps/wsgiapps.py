@@ -65,6 +65,12 @@ def short_cl(environ, start_response):
     return iter([b"abcd"])
 
 
+def empty_cl(environ, start_response):
+    """Content-Length 5 and no body at all: too few before the head."""
+    start_response("200 OK", TEXT + [("Content-Length", "5")])
+    return []
+
+
 def long_cl(environ, start_response):
     """Content-Length 3 but 6 bytes: cut at 3, the connection stays open."""
     start_response("200 OK", TEXT + [("Content-Length", "3")])

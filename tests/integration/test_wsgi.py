@@ -408,6 +408,21 @@ def test_short_content_length_closes(srv):
                          "Content-Length (10) via app_iter")
 
 
+def test_too_few_before_the_head_on_http10_keepalive_sends_both_headers(srv):
+    # SPEC 12.2 step 3 adds Connection: close while the head is unsent,
+    # and 12.5's HTTP/1.0 keep-alive row still adds Keep-Alive: waitress
+    # sends both, close first (its set_close_on_finish ran first)
+    with srv.connect() as s:
+        s.sendall(b"GET /empty_cl HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        data = read_all(s)  # and the server closed
+    status, headers, body = split(data)
+    assert status == "HTTP/1.0 200 OK"
+    assert [v for k, v in headers if k == "Connection"] == ["close", "Keep-Alive"]
+    assert [k for k, v in headers] == ["Connection", "Connection", "Content-Length",
+                                       "Content-Type", "Date", "Server"]
+    assert body == b""
+
+
 def test_long_content_length_cut_and_kept_open(srv):
     with srv.connect() as s:
         s.sendall(b"GET /long_cl HTTP/1.1\r\n\r\n")

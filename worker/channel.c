@@ -632,6 +632,12 @@ dispatch(struct wd_channel *ch)
         if (pending_output(ch) > (uint64_t)cfg->outbuf_high_watermark)
             return; /* retried after the next flush */
         r = queue_pop(ch);
+        if (r->drop_connection) {
+            /* its turn: close once the answers before it are sent */
+            wd_http_request_free(r);
+            close_after_flush(ch);
+            return;
+        }
         if (r->error_status != 0) {
             answer_error(ch, r);
             wd_http_request_free(r);
@@ -759,9 +765,19 @@ received(struct wd_channel *ch, const char *data, size_t len)
             break;
         }
         if (r->drop_connection) {
-            /* waitress lets urlsplit's error escape: no response at all */
-            wd_channel_close(ch);
-            return 1;
+            /* waitress lets urlsplit's error escape: no response at all,
+               but the requests before it are answered first (5.2) */
+            if (ch->task == NULL && ch->qlen == 0) {
+                wd_channel_close(ch);
+                return 1;
+            }
+            ch->req = NULL;
+            ch->sent_continue = 0;
+            if (queue_push(ch, r) != 0) {
+                wd_http_request_free(r);
+                parser_oom(ch);
+            }
+            break; /* nothing after it is parsed */
         }
         done = r->state == WD_REQ_DONE;
         if ((rc = settle(ch, r)) != 0) {

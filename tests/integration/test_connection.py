@@ -62,6 +62,13 @@ class Reader:
         return lines[0], headers, body
 
 
+def Reader_of(data):
+    """A Reader over bytes already received."""
+    r = Reader(None)
+    r.buf = data
+    return r
+
+
 def is_closed(s, timeout=5):
     """True when the peer closes S (EOF or reset) within TIMEOUT, sending
     nothing more."""
@@ -386,6 +393,23 @@ def test_bad_authority_drops_connection_without_response(server_factory):
     assert srv.request(b"GET http://[::1/ HTTP/1.1\r\n\r\n") == b""
     # the worker is fine
     assert srv.request(b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 200 OK")
+
+
+def test_bad_authority_behind_a_good_request_drops_only_after_its_answer(server_factory):
+    # Requests are answered in arrival order (SPEC 5.2); the one with the
+    # unbalanced bracket gets no response (6.4), but the good one before
+    # it, in the same read, used to be lost with it.
+    srv = server_factory(APP, args=["--channel-request-lookahead=0"])
+    for first in (b"GET /one HTTP/1.1\r\n\r\n",
+                  b"POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"):
+        with srv.connect() as s:
+            s.sendall(first + b"GET http://[::1/ HTTP/1.1\r\n\r\nGET /three HTTP/1.1\r\n\r\n")
+            data = read_all(s)
+        assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data
+        status, _, body = Reader_of(data).response()
+        assert status == "HTTP/1.1 200 OK"
+        assert body == (b"ok" if b"/one" in first else b"abc")
+        assert data.count(b"HTTP/1.1") == 1, data  # nothing for the rest
 
 
 # --- limits ---------------------------------------------------------------

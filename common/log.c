@@ -146,8 +146,10 @@ wd_log_open(const char *error_log, const char *access_log)
         goto unlock;
     }
     if (afd >= 0) {
-        if (install(&access_target, afd, access_log) < 0)
+        if (install(&access_target, afd, access_log) < 0) {
+            rc = -2;
             goto unlock;
+        }
     } else {
         drop(&access_target);
     }

@@ -586,6 +586,18 @@ queue_push(struct wd_channel *ch, struct wd_http_request *r)
     return 0;
 }
 
+/* Queued requests that will still be answered: none from a request
+   dropped for its authority on (it closes the connection at its turn). */
+static size_t
+answered_queued(const struct wd_channel *ch)
+{
+    size_t n = 0;
+
+    while (n < ch->qlen && !ch->queue[n]->drop_connection)
+        n++;
+    return n;
+}
+
 static void
 start_task(struct wd_channel *ch, struct wd_http_request *r)
 {
@@ -606,7 +618,7 @@ start_task(struct wd_channel *ch, struct wd_http_request *r)
     t->remote_port = ch->remote_port;
     t->server_port = (char *)ch->lst->server_port;
     t->start = time(NULL);
-    t->stopping = l->stopping && ch->qlen == 0;
+    t->stopping = l->stopping && answered_queued(ch) == 0;
     start_new_output_buffer(ch);
     ch->task = t;
     l->ntasks++;
@@ -1259,7 +1271,7 @@ wd_channel_sweep(struct wd_channel *ch, double idle_since, int stopping)
 void
 wd_channel_stop(struct wd_channel *ch)
 {
-    if (ch->task != NULL && ch->qlen == 0)
+    if (ch->task != NULL && answered_queued(ch) == 0)
         __atomic_store_n(&ch->task->stopping, 1, __ATOMIC_RELAXED);
 }
 

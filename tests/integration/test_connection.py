@@ -708,6 +708,22 @@ def test_term_lets_a_slow_request_finish_with_connection_close(server_factory):
     assert srv.proc.wait(15) == 0
 
 
+def test_term_closes_a_response_followed_only_by_a_dropped_request(server_factory):
+    # A request dropped for its authority (6.4) waits in the queue but
+    # will never be answered, so the one running before it is the last
+    # and gets Connection: close under a stop (4.4 c), as if alone.
+    srv = server_factory(APP, workers=2)
+    with srv.connect() as s:
+        s.sendall(b"GET /slow?1 HTTP/1.1\r\n\r\nGET http://[::1/ HTTP/1.1\r\n\r\n")
+        time.sleep(0.3)
+        srv.signal(signal.SIGTERM)
+        status, headers, body = read_response(s)
+        assert (status, body) == ("HTTP/1.1 200 OK", b"slept")
+        assert hdr(headers, "Connection") == "close"
+        assert is_closed(s)
+    assert srv.proc.wait(15) == 0
+
+
 def test_term_serves_pipelined_requests_already_received(server_factory):
     # SPEC.md 4.4 c: requests fully received are served, queued ones
     # too.  Two requests in one write behind a slow one: all three are

@@ -645,7 +645,8 @@ dispatch(struct wd_channel *ch)
             return; /* retried after the next flush */
         r = queue_pop(ch);
         if (r->drop_connection) {
-            /* its turn: close once the answers before it are sent */
+            /* waitress lets urlsplit's error escape: no response at all;
+               at its turn, close once the answers before it are sent */
             wd_http_request_free(r);
             close_after_flush(ch);
             return;
@@ -719,7 +720,8 @@ fail_unstored(struct wd_channel *ch, struct wd_http_request *r)
 /*
  * After bytes were fed to R (ch->req): answer Expect, and queue R once it
  * is complete.  0 to go on, 1 when nothing after it may be parsed (a
- * failed request, 19.8), -1 when the queue cannot grow (R is freed).
+ * failed request, 19.8, a dropped one among them), -1 when the queue
+ * cannot grow (R is freed).
  */
 static int
 settle(struct wd_channel *ch, struct wd_http_request *r)
@@ -749,11 +751,8 @@ parser_oom(struct wd_channel *ch)
     close_after_flush(ch);
 }
 
-/*
- * Feed received bytes to the parser, queueing what completes.  Returns 1
- * when the connection had to be dropped at once (CH may be gone).
- */
-static int
+/* Feed received bytes to the parser, queueing what completes. */
+static void
 received(struct wd_channel *ch, const char *data, size_t len)
 {
     const struct wd_loop *l = ch->loop;
@@ -776,21 +775,6 @@ received(struct wd_channel *ch, const char *data, size_t len)
                 parser_oom(ch);
             break;
         }
-        if (r->drop_connection) {
-            /* waitress lets urlsplit's error escape: no response at all,
-               but the requests before it are answered first (5.2) */
-            if (ch->task == NULL && ch->qlen == 0) {
-                wd_channel_close(ch);
-                return 1;
-            }
-            ch->req = NULL;
-            ch->sent_continue = 0;
-            if (queue_push(ch, r) != 0) {
-                wd_http_request_free(r);
-                parser_oom(ch);
-            }
-            break; /* nothing after it is parsed */
-        }
         done = r->state == WD_REQ_DONE;
         if ((rc = settle(ch, r)) != 0) {
             if (rc < 0)
@@ -803,7 +787,6 @@ received(struct wd_channel *ch, const char *data, size_t len)
         data += n;
         len -= (size_t)n;
     }
-    return 0;
 }
 
 /*
@@ -844,8 +827,8 @@ read_once(struct wd_channel *ch)
         wd_http_request_body_commit(ch->req, (size_t)n);
         if (settle(ch, ch->req) < 0)
             parser_oom(ch);
-    } else if (received(ch, l->rbuf, (size_t)n)) {
-        return READ_GONE;
+    } else {
+        received(ch, l->rbuf, (size_t)n);
     }
     dispatch(ch);
     return flush_and_update(ch) ? READ_GONE : READ_DONE;

@@ -25,9 +25,10 @@
  * its own closes, when a request ends, on a sibling's kick (SIGURG: a
  * sibling left connections to us while we wait) and on a FAIR_TICK_MS
  * timer.  A waiting sibling active lately (a request of its own ended:
- * wd_sb_active_within) is likely to come back by itself, so its kick waits FAIR_KICK_DELAY_MS and is sent then only if
- * this worker still leaves connections and one waits in the accept
- * queue; an idle one is kicked at once.  A kick at once each time a
+ * wd_sb_active_within) is likely to come back by itself, so its kick
+ * waits FAIR_KICK_DELAY_MS and is sent then only if this worker still
+ * leaves connections and one waits in the accept queue; an idle one is
+ * kicked at once.  A kick at once each time a
  * count tipped kept both workers armed under load, and so woken for
  * every new connection (hello with Connection: close on 2 workers, tree
  * CPU per request 63-73 us before, 45-48 us after: bench/README.md,

@@ -937,8 +937,11 @@ parse_lines(struct wd_http_request *r, const char *blk, size_t n,
             remove_header(r, cl);
             cl = NULL;
         }
-        if (te != NULL)
+        if (te != NULL) {
+            if (cl != NULL && cl > te)
+                cl--; /* it moves down over the removed TE */
             remove_header(r, te);
+        }
     } else if (te != NULL) {
         return fail_str(r, 400,
                         "Transfer-Encoding is not allowed in HTTP/1.0 "

@@ -373,6 +373,26 @@ def test_transfer_encoding_not_supported_is_501(server_factory):
     assert b"Transfer-Encoding requested is not supported." in data
 
 
+@pytest.mark.parametrize("te", [b"Transfer-Encoding:", b"Transfer-Encoding: ,"])
+def test_empty_te_before_content_length_cannot_hide_a_request(server_factory, te):
+    # SPEC.md 6.5: an empty TE is no TE, and CL frames the body.  The
+    # header after Content-Length ("X-N: 46") once framed it instead, so
+    # the second request became the first one's body.
+    srv = server_factory(APP)
+    second = b"GET /pid HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    assert len(b"abc" + second) > 46
+    with srv.connect() as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\n" + te + b"\r\n"
+                  b"Content-Length: 3\r\nX-N: 46\r\n\r\nabc" + second)
+        r = Reader(s)
+        status, _, body = r.response()
+        assert status == "HTTP/1.1 200 OK"
+        assert body == b"abc"
+        status, _, body = r.response()
+        assert status == "HTTP/1.1 200 OK"
+        assert body.isdigit()
+
+
 def test_bytes_after_failed_request_are_never_served(server_factory):
     # SPEC.md 19 item 8: request 2 follows in a later read
     srv = server_factory(APP, args=["--channel-request-lookahead=5"])

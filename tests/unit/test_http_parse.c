@@ -1234,6 +1234,32 @@ Test(http_parse, te_empty_means_none)
     cr_assert_eq(o.r->chunked, 0);
 }
 
+/* An empty TE is no TE (6.5); removing it must not make Content-Length
+ * read the header after it (a smuggling hole: the body was framed by
+ * "X-A: 1", and "bc" became the next request). */
+Test(http_parse, te_empty_before_content_length_frames_by_it)
+{
+    struct outcome o = PARSE("POST / HTTP/1.1\r\nTransfer-Encoding: ,\r\n"
+                             "Content-Length: 3\r\nX-A: 1\r\n\r\nabc");
+
+    expect_ok(o);
+    cr_assert_eq(o.r->chunked, 0);
+    cr_assert_eq(o.r->content_length, 3);
+    cr_assert_str_eq(o.body, "abc");
+    cr_assert_eq(o.consumed, strlen("POST / HTTP/1.1\r\nTransfer-Encoding: ,"
+                                    "\r\nContent-Length: 3\r\nX-A: 1\r\n\r\n"
+                                    "abc"));
+    cr_assert_str_eq(hdr(&o, "CONTENT_LENGTH"), "3");
+    cr_assert_str_eq(hdr(&o, "X_A"), "1");
+    cr_assert_eq(hdr(&o, "TRANSFER_ENCODING"), NULL);
+    /* a non-numeric header after it must not be taken for the length */
+    o = PARSE("POST / HTTP/1.1\r\nTransfer-Encoding:\r\nContent-Length: 2\r\n"
+              "Connection: close\r\n\r\nab");
+    expect_ok(o);
+    cr_assert_str_eq(o.body, "ab");
+    cr_assert_str_eq(hdr(&o, "CONNECTION"), "close");
+}
+
 Test(http_parse, te_with_content_length_is_chunked_and_closes)
 {
     /* waitress test_parse_header_11_te_chunked_with_cl_close_connection */

@@ -583,6 +583,30 @@ line_adds(struct line *l, const char *s)
     line_add(l, s, strlen(s));
 }
 
+char *
+wd_log_text(const char *s, size_t n)
+{
+    size_t o = 0;
+    char *out = malloc(n * 4 + 1); /* "\xHH" is the longest */
+
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c < 0x20 || c == 0x7f) {
+            o += (size_t)snprintf(out + o, 5, "\\x%02x", c);
+        } else if (c >= 0x80) {
+            out[o++] = (char)(0xc0 | (c >> 6));
+            out[o++] = (char)(0x80 | (c & 0x3f));
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
 /*
  * Append S escaped as SPEC.md 16.3 asks: backslash before '"' and '\',
  * \xHH for control bytes and bytes 0x7F-0xFF, the rest as is.

@@ -85,6 +85,12 @@ void wd_vlog(enum wd_log_level level, const char *category, const char *fmt,
 void wd_log_bytes(enum wd_log_level level, const char *category,
                   const char *msg, size_t len);
 
+/* Text from the wire (latin-1 bytes S[0, N)) for an error-log line: as
+ * UTF-8, the way waitress's log shows the str it decoded, with control
+ * bytes written \xHH so that a value cannot forge a line.  malloc'ed;
+ * NULL without memory. */
+char *wd_log_text(const char *s, size_t n);
+
 /* One finished request for the access log (SPEC.md 16.3). */
 struct wd_access_rec {
     const char *remote_addr;  /* after proxy headers, or the peer */

@@ -439,8 +439,11 @@ parse_pair(struct state *st, struct slice pair, struct fwd_elem *e)
     else if (tok.n == 5 && memcmp(tok.p, "proto", 5) == 0)
         dst = &e->proto;
     else if (!(tok.n == 2 && memcmp(tok.p, "by", 2) == 0)) {
-        wd_log(WD_LOG_WARNING, WD_CAT_SERVER, "Unknown Forwarded token: %.*s",
-               (int)tok.n, tok.p);
+        char *text = wd_log_text(tok.p, tok.n);
+
+        wd_log(WD_LOG_WARNING, WD_CAT_SERVER, "Unknown Forwarded token: %s",
+               text != NULL ? text : "?");
+        free(text);
         return R_OK;
     }
     if ((r = undquote(st, val, &v)) != R_OK)
@@ -747,9 +750,13 @@ wd_proxy_apply(const struct wd_config *cfg, struct wd_proxy_env *env,
             return -1;
         r = parse_headers(cfg, env, &st, &untrusted);
         if (r == R_MALFORMED) {
+            char *text = wd_log_text(st.value, strlen(st.value));
+
             wd_log(WD_LOG_WARNING, WD_CAT_SERVER,
                    "Malformed proxy header \"%s\" from \"%s\": %s value: %s",
-                   st.bad_header, peer_copy, st.reason, st.value);
+                   st.bad_header, peer_copy, st.reason,
+                   text != NULL ? text : "?");
+            free(text);
             if (bad_header != NULL)
                 *bad_header = st.bad_header;
         }

@@ -48,30 +48,11 @@ static const char generic_500[] =
  * Small helpers
  */
 
-/* PATH for log lines, whole (malloc'ed; NULL without memory): latin-1
- * to UTF-8, control bytes as \xHH. */
+/* PATH for log lines, whole (malloc'ed; NULL without memory). */
 static char *
 path_for_log(const struct wd_http_request *req)
 {
-    size_t o = 0, n = req->path ? req->path_len : 0;
-    char *out = malloc(n * 4 + 1); /* "\xHH" is the longest */
-
-    if (out == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)req->path[i];
-
-        if (c < 0x20 || c == 0x7f) {
-            o += (size_t)snprintf(out + o, 5, "\\x%02x", c);
-        } else if (c >= 0x80) {
-            out[o++] = (char)(0xc0 | (c >> 6));
-            out[o++] = (char)(0x80 | (c & 0x3f));
-        } else {
-            out[o++] = (char)c;
-        }
-    }
-    out[o] = '\0';
-    return out;
+    return wd_log_text(req->path, req->path ? req->path_len : 0);
 }
 
 /* Leading digits of a status ("200 OK" -> 200), at most three. */

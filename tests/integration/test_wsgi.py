@@ -259,6 +259,26 @@ def test_malformed_proxy_header_gives_generator_400(server_factory):
     assert 'Malformed proxy header "X-Forwarded-Proto"' in s.log()
 
 
+def test_proxy_warnings_write_header_bytes_as_utf8(server_factory):
+    # waitress logs the latin-1 str it decoded, so its log file holds
+    # UTF-8; control bytes stay escaped (no forged lines)
+    s = server_factory("echo:app", args=[
+        "--trusted-proxy=127.0.0.1", "--trusted-proxy-headers=x-forwarded-port"])
+    resp = s.request(b"GET / HTTP/1.1\r\nX-Forwarded-Port: \xe9\t1,2\r\n\r\n")
+    assert resp.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    f = server_factory("echo:app", args=[
+        "--trusted-proxy=127.0.0.1", "--trusted-proxy-headers=forwarded"])
+    resp = f.request(b"GET / HTTP/1.1\r\nForwarded: f\xfco=1\r\n"
+                     b"Connection: close\r\n\r\n")
+    assert resp.startswith(b"HTTP/1.1 200 OK\r\n")
+    wait_for(lambda: "Malformed proxy header" in s.log())
+    wait_for(lambda: "Unknown Forwarded token" in f.log())
+    raw = s.log_path.read_bytes()
+    assert b'Malformed proxy header "X-Forwarded-Port" from "127.0.0.1": ' in raw
+    assert b"value: \xc3\xa9\\x091,2\n" in raw, raw
+    assert b"Unknown Forwarded token: f\xc3\xbco\n" in f.log_path.read_bytes()
+
+
 # ---------------------------------------------------------------------
 # wsgi.input
 

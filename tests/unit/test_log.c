@@ -69,6 +69,19 @@ assert_matches(const char *text, const char *pattern)
     regfree(&re);
 }
 
+Test(log, wire_text_is_utf8_with_controls_escaped)
+{
+    static const char in[] = "a\xe9\t\x7f\xff\r\nz\"";
+    char *t = wd_log_text(in, sizeof in - 1);
+
+    cr_assert_not_null(t);
+    cr_assert_str_eq(t, "a\xc3\xa9\\x09\\x7f\xc3\xbf\\x0d\\x0az\"");
+    free(t);
+    t = wd_log_text(NULL, 0);
+    cr_assert_str_eq(t, "");
+    free(t);
+}
+
 Test(log, record_format)
 {
     char pattern[256];

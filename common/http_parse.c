@@ -229,15 +229,22 @@ fail_text(struct wd_http_request *r, int status, int http11,
 
 static int
 fail_limit(struct wd_http_request *r, int status, const char *what,
-           uint64_t limit, int http11)
+           int64_t limit, int http11)
 {
     char d[64];
-    int n = snprintf(d, sizeof d, "exceeds %s of %" PRIu64, what, limit);
+    int n = snprintf(d, sizeof d, "exceeds %s of %" PRId64, what, limit);
 
     return fail(r, status, d, (size_t)n, http11);
 }
 
 /* --- small helpers ----------------------------------------------------- */
+
+/* A limit as the sizes compared with it (>=): negative ones refuse all. */
+static uint64_t
+limit_of(int64_t v)
+{
+    return v < 0 ? 0 : (uint64_t)v;
+}
 
 /*
  * Word-at-a-time scanning (8 bytes per step) for the loops that run over
@@ -962,7 +969,7 @@ parse_lines(struct wd_http_request *r, const char *blk, size_t n,
         return fail_str(r, 400, "Content-Length is invalid", http11);
     r->content_length = clen;
     if (clen > 0) {
-        if (clen >= lim->max_body)
+        if (clen >= limit_of(lim->max_body))
             return fail_limit(r, 413, "max_body", lim->max_body, http11);
         r->body_expected = 1;
         if ((r->body = wd_buf_new(lim->inbuf_overflow)) == NULL)
@@ -1071,10 +1078,11 @@ feed_head(struct wd_http_request *r, const char *data, size_t len,
     if (end == 0)
         end = find_terminator(data, len);
     total = end ? (uint64_t)prev + end : (uint64_t)prev + len;
-    if (total >= lim->max_header) {
+    if (total >= limit_of(lim->max_header)) {
         /* 431: the request line is not parsed; answered with HTTP/1.0 */
         static const char fake[] = "GET / HTTP/1.0\r\n\r\n";
-        size_t used = lim->max_header > prev ? lim->max_header - prev : 1;
+        uint64_t max = limit_of(lim->max_header);
+        size_t used = max > prev ? (size_t)(max - prev) : 1;
 
         WD_FREE(pv->blk);
         pv->blk_len = pv->blk_cap = 0;
@@ -1170,15 +1178,15 @@ feed_body(struct wd_http_request *r, const char *data, size_t len,
 
     /* raw chunked bytes >= max_body is a 413, whatever they were */
     cap = len;
-    if ((uint64_t)cap > lim->max_body - pv->raw)
-        cap = (size_t)(lim->max_body - pv->raw);
+    if ((uint64_t)cap > limit_of(lim->max_body) - pv->raw)
+        cap = (size_t)(limit_of(lim->max_body) - pv->raw);
     m = wd_chunked_feed(&pv->ch, data, cap, r->body);
     if (m < 0)
         return -1;
     if (pv->ch.state == WD_CHUNKED_ERROR)
         m += (ssize_t)error_read_tail(&pv->ch, data + m, len - (size_t)m);
     pv->raw += (uint64_t)m;
-    if (pv->raw >= lim->max_body) {
+    if (pv->raw >= limit_of(lim->max_body)) {
         if (fail_limit(r, 413, "max_body", lim->max_body, r->http11) != 0)
             return -1;
     } else if (pv->ch.state == WD_CHUNKED_ERROR) {

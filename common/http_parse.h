@@ -26,8 +26,10 @@
 #include "buf.h"
 
 struct wd_http_limits {
-    uint64_t max_header;     /* max_request_header_size (>= is an error) */
-    uint64_t max_body;       /* max_request_body_size (>= is an error) */
+    /* sizes >= these are an error; as in waitress a negative one refuses
+       every head (every body), and the answer names it as it was set */
+    int64_t max_header;      /* max_request_header_size */
+    int64_t max_body;        /* max_request_body_size */
     uint64_t inbuf_overflow; /* body buffer spill threshold */
 };
 

@@ -743,8 +743,8 @@ wd_loop_init(struct wd_loop *l, struct event_base *base,
     memset(l, 0, sizeof *l);
     l->cfg = cfg;
     l->base = base;
-    l->limits.max_header = (uint64_t)cfg->max_request_header_size;
-    l->limits.max_body = (uint64_t)cfg->max_request_body_size;
+    l->limits.max_header = cfg->max_request_header_size;
+    l->limits.max_body = cfg->max_request_body_size;
     l->limits.inbuf_overflow = (uint64_t)cfg->inbuf_overflow;
     l->rbuf_len = cfg->recv_bytes > 0 ? (size_t)cfg->recv_bytes : 8192;
     if ((l->rbuf = malloc(l->rbuf_len)) == NULL)

@@ -240,8 +240,8 @@ compare(const struct text *a, const struct text *b)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const uint64_t headers[] = {40, 200, 1000, 262144};
-    static const uint64_t bodies[] = {12, 100, 4096, 1073741824};
+    static const int64_t headers[] = {40, 200, 1000, 262144};
+    static const int64_t bodies[] = {12, 100, 4096, 1073741824};
     struct wd_http_limits lim;
     struct text whole, split, reads, bytes;
     size_t n, cut, rsize;

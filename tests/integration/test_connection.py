@@ -463,6 +463,20 @@ def test_body_too_large_is_413_before_body(server_factory):
         assert is_closed(s)
 
 
+def test_negative_limits_refuse_every_head_and_body(server_factory):
+    # waitress compares with >= and checks no range: -1 refuses all
+    srv = server_factory(APP, args=["--max-request-header-size=-1"])
+    data = srv.request(b"GET / HTTP/1.0\r\n\r\n")
+    assert data.startswith(b"HTTP/1.0 431 Request Header Fields Too Large\r\n")
+    assert b"exceeds max_header of -1" in data
+    srv = server_factory(APP, args=["--max-request-body-size=-1"])
+    data = srv.request(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 413 Request Entity Too Large\r\n")
+    assert b"exceeds max_body of -1" in data
+    data = srv.request(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
 def test_chunked_body_too_large_is_413(server_factory):
     srv = server_factory(APP, args=["--max-request-body-size=10"])
     data = srv.request(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n")

@@ -1040,6 +1040,30 @@ Test(http_parse, content_length_too_large_413_before_body)
     cr_assert_eq(o.consumed, 44);
 }
 
+/* waitress compares with >= and no range check: a negative limit
+ * refuses every head and every body, and says so with its value */
+Test(http_parse, negative_limits_refuse_everything)
+{
+    struct wd_http_limits lim = default_limits;
+    struct outcome o;
+
+    lim.max_header = -1;
+    o = PARSE_LIM("GET / HTTP/1.0\r\n\r\n", &lim);
+    expect_error(o, 431, "exceeds max_header of -1", 0);
+    lim = default_limits;
+    lim.max_body = -1;
+    o = PARSE_LIM("POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\nx", &lim);
+    expect_error(o, 413, "exceeds max_body of -1", 1);
+    o = PARSE_LIM("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "0\r\n\r\n",
+                  &lim);
+    expect_error(o, 413, "exceeds max_body of -1", 1);
+    /* no body, nothing to refuse */
+    expect_ok(PARSE_LIM("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+                        &lim));
+    expect_ok(PARSE_LIM("GET / HTTP/1.1\r\n\r\n", &lim));
+}
+
 Test(http_parse, content_length_overflow_is_too_large)
 {
     expect_error(PARSE("POST / HTTP/1.1\r\nContent-Length: "

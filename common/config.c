@@ -31,6 +31,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <grp.h>
 #include <libconfig.h>
 #include <limits.h>
@@ -87,7 +88,7 @@ static const struct opt options[] = {
     /* address group */
     {"host", T_STR, F(host), OPT_ADDR, "0.0.0.0",
      "Bind address; with --port it replaces --listen."},
-    {"port", T_INT, F(port), OPT_ADDR, "8080",
+    {"port", T_INT64, F(port), OPT_ADDR, "8080",
      "Bind port; with --host it replaces --listen."},
     {"listen", T_LIST, F(listen), OPT_ADDR | OPT_ACCUM, "0.0.0.0:8080",
      "Addresses to listen on (HOST:PORT, [V6]:PORT, *:PORT); repeatable."},
@@ -1101,21 +1102,23 @@ load_file(struct build *b, const char *path)
 /* ------------------------------------------------------------------ */
 /* address resolution (SPEC.md 3.1)                                      */
 
-/* A numeric port must be 0..65535; glibc would wrap larger ones. */
+/*
+ * P goes to getaddrinfo as written (SPEC.md 3.1), which takes what
+ * strtoul reads whole as a number ("+80", " 80", "-0"; "" is port 0) and
+ * anything else as a service name.  A number must also be at most 65535:
+ * glibc would wrap a larger one.
+ */
 static int
 port_ok(const char *p)
 {
-    long long v;
+    unsigned long v;
+    char *end;
 
-    if (*p == '\0')
-        return 0;
-    if (!(isdigit((unsigned char)*p) || *p == '+' || *p == '-' ||
-          is_space((unsigned char)*p)))
-        return 1; /* a service name: getaddrinfo decides */
-    for (const char *q = p; *q != '\0'; q++)
-        if (!isdigit((unsigned char)*q))
-            return 0;
-    return parse_pyint(p, &v) == 0 && v <= 65535;
+    errno = 0;
+    v = strtoul(p, &end, 10);
+    if (end == p || *end != '\0')
+        return 1; /* not a number: getaddrinfo decides */
+    return errno == 0 && v <= 65535;
 }
 
 static int
@@ -1169,14 +1172,14 @@ static int
 resolve_entry(struct wd_config *cfg, const char *entry, int family)
 {
     struct addrinfo hints, *res = NULL, *ai;
-    char defport[16];
+    char defport[24];
     char *h, *p, *colon, *end;
     const char *host;
     int rc = -1;
 
     if ((h = strdup(entry)) == NULL)
         return -1;
-    snprintf(defport, sizeof defport, "%d", cfg->port);
+    snprintf(defport, sizeof defport, "%" PRId64, cfg->port);
     p = defport;
     if ((colon = strrchr(h, ':')) != NULL && strchr(colon + 1, ']') == NULL) {
         *colon = '\0';
@@ -1574,7 +1577,7 @@ validate(struct build *b)
     if (given(b, "host") || given(b, "port")) {
         char *entry;
 
-        if (asprintf(&entry, "%s:%d", cfg->host, cfg->port) < 0)
+        if (asprintf(&entry, "%s:%" PRId64, cfg->host, cfg->port) < 0)
             return nomem(b);
         strlist_clear(&cfg->listen);
         if (strlist_add(&cfg->listen, entry, strlen(entry)) < 0) {

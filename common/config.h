@@ -42,7 +42,7 @@ struct wd_addr {
 struct wd_config {
     /* address group */
     char *host;
-    int port;
+    int64_t port; /* a Python int: only the address checks its range */
     struct wd_strlist listen;
     int ipv4;
     int ipv6;

@@ -205,6 +205,15 @@ def test_bad_listen_address():
     assert r.stderr == "waitressd: Invalid host/port specified.\n"
 
 
+@pytest.mark.parametrize("args", [["--port=2147483648"], ["--port=-1"],
+                                  ["--listen=127.0.0.1:-1"]])
+def test_port_getaddrinfo_cannot_take_is_invalid_address(args):
+    # port is a Python int with no range of its own (SPEC.md 2.1, 3.1)
+    r = run(*args, "x:app")
+    assert r.returncode == 1
+    assert r.stderr == "waitressd: Invalid host/port specified.\n"
+
+
 # ---------------------------------------------------------------- -t
 
 def test_check_success_without_file():

@@ -1203,6 +1203,33 @@ Test(config, port_out_of_range_is_invalid_address)
     cr_assert_str_eq(err, "Invalid host/port specified.");
 }
 
+/* SPEC.md 3.1: the port goes to getaddrinfo as written, which reads a
+ * number as strtoul does ("+80", "-0"; "" is 0); only a number
+ * above 65535 is refused on top of what it refuses */
+Test(config, listen_port_is_read_as_getaddrinfo_reads_it)
+{
+    resolve_ok("127.0.0.1:+9040", 1);
+    cr_assert_eq(addr_port(&cfg.addrs[0]), 9040);
+    resolve_ok("127.0.0.1:-0", 1);
+    cr_assert_eq(addr_port(&cfg.addrs[0]), 0);
+    resolve_ok("127.0.0.1:", 1);
+    cr_assert_eq(addr_port(&cfg.addrs[0]), 0);
+    resolve_bad("127.0.0.1:-1");
+    resolve_bad("127.0.0.1:9042x");
+    resolve_bad("127.0.0.1:65536");
+    resolve_bad("127.0.0.1:18446744073709551616");
+}
+
+/* port is a Python int with no range of its own: a huge one makes an
+ * address getaddrinfo cannot take */
+Test(config, huge_port_is_invalid_address)
+{
+    cr_assert_eq(parse("--port=2147483648", "x:app", NULL), -1);
+    cr_assert_str_eq(err, "Invalid host/port specified.");
+    cr_assert_eq(parse("--port=-1", "x:app", NULL), -1);
+    cr_assert_str_eq(err, "Invalid host/port specified.");
+}
+
 Test(config, unix_socket_leaves_no_tcp_addresses)
 {
     cr_assert_eq(parse("--unix-socket=/tmp/wd.sock", "x:app", NULL), 0, "%s",

@@ -191,15 +191,16 @@ exponent_end(const char *p, const char *end)
 }
 
 /* A number from s->p (a digit, or a sign before one): refuse an int that
- * libconfig would wrap.  0, or -1. */
+ * libconfig would wrap (past 32 bits without the L suffix) or clamp (past
+ * 64 bits with it).  0, or -1. */
 static int
 number(struct scan *s)
 {
     const char *start = s->p, *q = s->p;
     char lit[NUMBER_MAX_SHOWN];
-    int hex = 0;
+    int hex = 0, wide, over = 0;
     size_t n;
-    long long v;
+    long long v = 0;
     char *endp;
 
     if (*q == '-' || *q == '+')
@@ -224,11 +225,10 @@ number(struct scan *s)
         }
     }
     s->p = q;
-    if (q < s->end && *q == 'L')
-        return 0; /* 64-bit: libconfig keeps it whole */
+    wide = q < s->end && *q == 'L'; /* 64-bit: libconfig clamps, silently */
     n = (size_t)(q - start);
     if (n >= sizeof lit) {
-        v = LLONG_MAX; /* too long to be in range */
+        over = 1; /* too long to be in range */
         n = sizeof lit - 4;
         memcpy(lit, start, n);
         memcpy(lit + n, "...", 4);
@@ -237,10 +237,17 @@ number(struct scan *s)
         lit[n] = '\0';
         errno = 0;
         v = strtoll(lit, &endp, hex ? 16 : 10);
-        if (errno == ERANGE)
-            v = LLONG_MAX;
+        over = errno == ERANGE;
     }
-    if (v >= INT_MIN && v <= INT_MAX)
+    if (wide) {
+        if (!over)
+            return 0;
+        snprintf(s->err, s->errlen, "%s:%d: %s%s%sL does not fit in 64 bits",
+                 s->name, s->line, s->last_name,
+                 s->last_name[0] != '\0' ? " = " : "", lit);
+        return -1;
+    }
+    if (!over && v >= INT_MIN && v <= INT_MAX)
         return 0;
     if (s->last_name[0] != '\0')
         snprintf(s->err, s->errlen,

@@ -281,6 +281,12 @@ def test_check_refuses_a_directory_and_a_wrapped_int(tmp_path):
     assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format(
         conf, f"{conf}:1: threads = 4294967297 does not fit in 32 bits; write it "
               "with the L suffix (4294967297L) or as a string"))
+    # libconfig clamps an L number past 64 bits without a word
+    conf.write_text("max_request_body_size = 99999999999999999999L;\n")
+    r = run("-t", "-c", str(conf))
+    assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format(
+        conf, f"{conf}:1: max_request_body_size = 99999999999999999999L does "
+              "not fit in 64 bits"))
     # the ways SPEC.md 2.4 offers are read whole
     conf.write_text('max_request_body_size = 4294967296L;\n'
                     'inbuf_overflow = "4294967296";\n')

@@ -58,6 +58,21 @@ Test(cfgscan, the_l_suffix_floats_strings_and_comments_pass)
                  0, "%s", err);
 }
 
+/* libconfig clamps an L number past 64 bits to INT64_MAX or INT64_MIN,
+ * silently; on the command line the same digits are "out of range" */
+Test(cfgscan, an_l_number_past_64_bits_is_refused)
+{
+    cr_assert_eq(scan("x = 1;\nmax_request_body_size = 99999999999999999999L;"),
+                 -1);
+    cr_assert_str_eq(err, "w.conf:2: max_request_body_size = "
+                          "99999999999999999999L does not fit in 64 bits");
+    cr_assert_eq(scan("a = -9223372036854775809L;"), -1);
+    cr_assert_eq(scan("a = 0x10000000000000000L;"), -1);
+    cr_assert_eq(scan("a = 9223372036854775807L;\nb = -9223372036854775808L;\n"
+                      "c = 0x7fffffffffffffffL;\n"),
+                 0, "%s", err);
+}
+
 Test(cfgscan, float_exponents_are_not_ints)
 {
     cr_assert_eq(scan("x = 1.5e+3000000000;\ny = [1.5e3, 2.e9, .5E-9];\n"),

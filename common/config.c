@@ -1430,18 +1430,32 @@ check_sockets(struct build *b)
     return 0;
 }
 
+/* A numeric id of NAME: 1 (in *ID), 0 when NAME is not a number, -1 for
+ * one past uid_t/gid_t's 32 bits (it names no one; it must not wrap). */
+static int
+numeric_id(const char *name, unsigned *id)
+{
+    long long n;
+
+    if (parse_pyint(name, &n) != 0 || n < 0)
+        return 0;
+    if ((unsigned long long)n > UINT_MAX)
+        return -1;
+    *id = (unsigned)n;
+    return 1;
+}
+
 /* A user or group given by name or number; -1 when it does not exist. */
 static int
 lookup_user(const char *name, uid_t *uid, gid_t *gid)
 {
     struct passwd *pw;
-    long long n;
+    unsigned id;
+    int num = numeric_id(name, &id);
 
-    errno = 0;
-    if (parse_pyint(name, &n) == 0 && n >= 0)
-        pw = getpwuid((uid_t)n);
-    else
-        pw = getpwnam(name);
+    if (num < 0)
+        return -1;
+    pw = num ? getpwuid((uid_t)id) : getpwnam(name);
     if (pw == NULL)
         return -1;
     *uid = pw->pw_uid;
@@ -1453,12 +1467,12 @@ static int
 lookup_group(const char *name, gid_t *gid)
 {
     struct group *gr;
-    long long n;
+    unsigned id;
+    int num = numeric_id(name, &id);
 
-    if (parse_pyint(name, &n) == 0 && n >= 0)
-        gr = getgrgid((gid_t)n);
-    else
-        gr = getgrnam(name);
+    if (num < 0)
+        return -1;
+    gr = num ? getgrgid((gid_t)id) : getgrnam(name);
     if (gr == NULL)
         return -1;
     *gid = gr->gr_gid;

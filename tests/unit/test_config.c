@@ -1056,6 +1056,19 @@ Test(config, v16_unknown_group)
         err, "invalid value for group: 'no-such-group-wd' (no such group)");
 }
 
+/* ids past uid_t's range name no one: 4294967296 must not wrap to root */
+Test(config, v16_numeric_ids_past_32_bits_do_not_exist)
+{
+    cr_assert_eq(parse("--user=4294967296", "x:app", NULL), -1);
+    cr_assert_str_eq(err,
+                     "invalid value for user: '4294967296' (no such user)");
+    wd_config_cleanup(&cfg);
+    wd_config_init(&cfg);
+    cr_assert_eq(parse("--group=4294967296", "x:app", NULL), -1);
+    cr_assert_str_eq(err,
+                     "invalid value for group: '4294967296' (no such group)");
+}
+
 Test(config, v16_user_sets_uid_and_primary_group)
 {
     cr_assert_eq(parse("--user=root", "x:app", NULL), 0, "%s", err);

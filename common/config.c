@@ -1102,25 +1102,6 @@ load_file(struct build *b, const char *path)
 /* ------------------------------------------------------------------ */
 /* address resolution (SPEC.md 3.1)                                      */
 
-/*
- * P goes to getaddrinfo as written (SPEC.md 3.1), which takes what
- * strtoul reads whole as a number ("+80", " 80", "-0"; "" is port 0) and
- * anything else as a service name.  A number must also be at most 65535:
- * glibc would wrap a larger one.
- */
-static int
-port_ok(const char *p)
-{
-    unsigned long v;
-    char *end;
-
-    errno = 0;
-    v = strtoul(p, &end, 10);
-    if (end == p || *end != '\0')
-        return 1; /* not a number: getaddrinfo decides */
-    return errno == 0 && v <= 65535;
-}
-
 static int
 add_addr(struct wd_config *cfg, const struct addrinfo *ai)
 {
@@ -1194,7 +1175,7 @@ resolve_entry(struct wd_config *cfg, const char *entry, int family)
         while (end > host && end[-1] == ']')
             *--end = '\0';
     }
-    if (*host == '\0' || !port_ok(p))
+    if (*host == '\0' || !wd_port_ok(p))
         goto out;
     if (strcmp(host, "*") == 0)
         host = NULL;

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -134,6 +135,19 @@ wd_ipv6_available(void)
 }
 
 int
+wd_port_ok(const char *p)
+{
+    unsigned long v;
+    char *end;
+
+    errno = 0;
+    v = strtoul(p, &end, 10);
+    if (end == p || *end != '\0')
+        return 1; /* not a number: getaddrinfo decides */
+    return errno == 0 && v <= 65535;
+}
+
+int
 wd_stats_addr_resolve(const char *addr, struct addrinfo **res, char *err,
                       size_t errlen)
 {
@@ -154,6 +168,11 @@ wd_stats_addr_resolve(const char *addr, struct addrinfo **res, char *err,
         goto invalid;
     memcpy(host, h, hlen);
     host[hlen] = '\0';
+    if (!wd_port_ok(colon + 1)) {
+        snprintf(err, errlen, "invalid address '%s' (port out of range 0-65535)",
+                 addr);
+        return -1;
+    }
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

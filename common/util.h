@@ -36,6 +36,14 @@ void wd_strip_brackets(char *s);
 struct addrinfo;
 
 /*
+ * A port P to hand to getaddrinfo as written: what strtoul reads whole
+ * is a number ("+80", "-0"; "" is port 0) and must be at most 65535,
+ * since glibc would wrap a larger one; anything else is a service name
+ * for getaddrinfo to judge.  1 if fine, 0 if not.
+ */
+int wd_port_ok(const char *p);
+
+/*
  * Resolve the TCP form of the `stats` option ("HOST:PORT", "[V6]:PORT",
  * "*:PORT" or ":PORT" for every address) for a passive stream socket.
  * 0 with *RES to freeaddrinfo, or -1 with the reason in ERR.  Unix forms

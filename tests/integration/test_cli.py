@@ -489,5 +489,10 @@ def test_check_refuses_a_stats_address_start_would_refuse():
     assert r.stderr.rstrip().endswith("test failed")
     r = run("-t", "--listen=127.0.0.1:0", "--stats=127.0.0.1:9191")
     assert r.returncode == 0, r.stderr
+    # glibc wraps a port past 65535 (84873 served on 19337)
+    r = run("-t", "--listen=127.0.0.1:0", "--stats=127.0.0.1:84873")
+    assert r.returncode == 1
+    assert ("invalid value for stats: invalid address '127.0.0.1:84873' "
+            "(port out of range 0-65535)") in r.stderr
     r = run("-t", "--listen=127.0.0.1:0", "--stats=unix:/run/x.sock")
     assert r.returncode == 0, r.stderr

@@ -169,8 +169,8 @@ wd_stats_addr_resolve(const char *addr, struct addrinfo **res, char *err,
     memcpy(host, h, hlen);
     host[hlen] = '\0';
     if (!wd_port_ok(colon + 1)) {
-        snprintf(err, errlen, "invalid address '%s' (port out of range 0-65535)",
-                 addr);
+        snprintf(err, errlen,
+                 "invalid address '%s' (port out of range 0-65535)", addr);
         return -1;
     }
     memset(&hints, 0, sizeof hints);

@@ -1594,10 +1594,17 @@ validate(struct build *b)
         return -1;
     if (check_sockets(b) < 0)
         return -1;
+    /* An empty unix_socket was given (the checks above) but serves TCP,
+       as waitress's "if adj.unix_socket" does. */
+    if (cfg->unix_socket != NULL && cfg->unix_socket[0] == '\0')
+        WD_FREE(cfg->unix_socket);
     /* The master binds addrs only when neither alternative is in use. */
     if (cfg->unix_socket != NULL || cfg->nsockets > 0) {
         WD_FREE(cfg->addrs);
         cfg->naddrs = 0;
+    } else if (cfg->naddrs == 0) {
+        seterr(b->err, b->errlen, "no address to listen on");
+        return -1;
     }
     /* 16 */
     return check_new_options(b);

@@ -481,6 +481,12 @@ def test_startup_warnings_follow_error_log_and_log_level(server_factory, tmp_pat
     assert "send_bytes" not in quiet.log()
 
 
+def test_check_refuses_an_empty_listen_as_start_does():
+    r = run("-t", "--listen=")
+    assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format(
+        "(command line)", "no address to listen on"))
+
+
 def test_check_refuses_a_stats_address_start_would_refuse():
     # -t validates the whole configuration (SPEC.md 1), stats included
     r = run("-t", "--listen=127.0.0.1:0", "--stats=garbage")

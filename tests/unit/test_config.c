@@ -1243,6 +1243,27 @@ Test(config, huge_port_is_invalid_address)
     cr_assert_str_eq(err, "Invalid host/port specified.");
 }
 
+/* waitress serves TCP when unix_socket is empty ("if adj.unix_socket"),
+ * while its conflict checks still count the key as given */
+Test(config, empty_unix_socket_is_unset_but_given)
+{
+    cr_assert_eq(parse("--unix-socket=", "x:app", NULL), 0, "%s", err);
+    cr_assert_null(cfg.unix_socket);
+    cr_assert_eq(cfg.naddrs, 1);
+    cr_assert_eq(addr_port(&cfg.addrs[0]), 8080);
+    wd_config_cleanup(&cfg);
+    wd_config_init(&cfg);
+    cr_assert_eq(parse("--unix-socket=", "--port=9050", "x:app", NULL), -1);
+    cr_assert_str_eq(err, "unix_socket may not be set if host or port is set");
+}
+
+/* an empty listen resolves to nothing: refused where -t sees it too */
+Test(config, empty_listen_is_refused)
+{
+    cr_assert_eq(parse("--listen=", "x:app", NULL), -1);
+    cr_assert_str_eq(err, "no address to listen on");
+}
+
 Test(config, unix_socket_leaves_no_tcp_addresses)
 {
     cr_assert_eq(parse("--unix-socket=/tmp/wd.sock", "x:app", NULL), 0, "%s",

@@ -1686,11 +1686,6 @@ wd_config_from_argv(struct wd_config *cfg, int argc, char **argv,
     }
     if (validate(&b) < 0)
         goto out;
-    if (cfg->app != NULL && cfg->app[0] == '\0' && *action == WD_CLI_RUN) {
-        cfg->usage_error = WD_USAGE_ERROR_HELP;
-        seterr(err, errlen, "Specify an application");
-        goto out;
-    }
     rc = 0;
 out:
     for (i = 0; i < NOPTS; i++)

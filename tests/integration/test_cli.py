@@ -109,6 +109,16 @@ def test_no_app_is_a_usage_error():
     assert r.stdout == ""
 
 
+def test_an_empty_app_is_named_and_fails_to_import_as_in_check():
+    # given, though empty: the same answer as -t and waitress-serve ''
+    r = run("--listen=127.0.0.1:0", "--app=")
+    assert r.returncode == 1
+    assert "Error: Cannot import WSGI application '': invalid format" in r.stderr
+    r = run("-t", "--app=")
+    assert r.returncode == 1
+    assert "waitressd: Cannot import WSGI application '': invalid format" in r.stderr
+
+
 def test_unknown_flag():
     r = run("--no-such-flag", "x:app")
     assert r.returncode == 1

@@ -244,6 +244,41 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+/*
+ * S, valid UTF-8 whose characters all lie in latin-1, becomes those
+ * latin-1 bytes (it can only get shorter): 0.  Anything else stays as it
+ * is: -1.
+ * waitress holds ident, server_name, url_scheme and url_prefix as text
+ * and meets the wire with them as latin-1: the Server header's bytes,
+ * the environ's latin-1 strs, the path the prefix is matched against.
+ */
+static int
+latin1_in_place(char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    char *o = s;
+
+    if (s == NULL)
+        return 0;
+    for (; *p != '\0'; p++) {
+        if (*p < 0x80)
+            continue;
+        if ((*p != 0xc2 && *p != 0xc3) || (p[1] & 0xc0) != 0x80)
+            return -1; /* not latin-1 as UTF-8 (or not UTF-8 at all) */
+        p++;
+    }
+    for (p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p >= 0x80) {
+            *o++ = (char)(((p[0] & 0x03) << 6) | (p[1] & 0x3f));
+            p++;
+        } else {
+            *o++ = (char)*p;
+        }
+    }
+    *o = '\0';
+    return 0;
+}
+
 static int
 find_option(const char *key)
 {
@@ -1607,7 +1642,20 @@ validate(struct build *b)
         return -1;
     }
     /* 16 */
-    return check_new_options(b);
+    if (check_new_options(b) < 0)
+        return -1;
+    /* waitress cannot send a Server header outside latin-1 at all */
+    if (latin1_in_place(cfg->ident) < 0) {
+        seterr(b->err, b->errlen,
+               "invalid value for ident: '%s' (not latin-1 text, which the "
+               "Server header needs)",
+               cfg->ident);
+        return -1;
+    }
+    latin1_in_place(cfg->server_name);
+    latin1_in_place(cfg->url_scheme);
+    latin1_in_place(cfg->url_prefix);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */

@@ -412,6 +412,35 @@ Test(config, str_or_none_empty_is_none)
     cr_assert_null(cfg.trusted_proxy);
 }
 
+/* waitress holds these as text and writes them to the wire (and to the
+ * environ, a latin-1 view of it) as latin-1: they are kept here as the
+ * latin-1 bytes of the UTF-8 given, when every character has one */
+Test(config, text_options_are_kept_as_latin1)
+{
+    cr_assert_eq(parse("--ident=w\xc3\xa9", "--server-name=s\xc3\xa9rv",
+                       "--url-scheme=http\xc3\xa9", "--url-prefix=/app\xc3\xa9",
+                       "x:app", NULL),
+                 0, "%s", err);
+    cr_assert_str_eq(cfg.ident, "w\xe9");
+    cr_assert_str_eq(cfg.server_name, "s\xe9rv");
+    cr_assert_str_eq(cfg.url_scheme, "http\xe9");
+    cr_assert_str_eq(cfg.url_prefix, "/app\xe9");
+    wd_config_cleanup(&cfg);
+    wd_config_init(&cfg);
+    /* beyond latin-1, or not UTF-8: left as given */
+    cr_assert_eq(parse("--server-name=a\xe9", "--url-scheme=\xe6\x97\xa5",
+                       "x:app", NULL),
+                 0, "%s", err);
+    cr_assert_str_eq(cfg.server_name, "a\xe9");
+    cr_assert_str_eq(cfg.url_scheme, "\xe6\x97\xa5");
+    wd_config_cleanup(&cfg);
+    wd_config_init(&cfg);
+    /* but the Server header cannot carry such an ident */
+    cr_assert_eq(parse("--ident=\xe6\x97\xa5", "x:app", NULL), -1);
+    cr_assert_str_eq(err, "invalid value for ident: '\xe6\x97\xa5' (not "
+                          "latin-1 text, which the Server header needs)");
+}
+
 Test(config, prefix_examples_of_spec)
 {
     static const struct {

@@ -97,23 +97,31 @@ finally:
 }
 
 /*
- * The descriptor of FILE when it is a real, regular file we may
- * sendfile from, else -1 (no exception left set).
+ * The descriptor of FILE when it is a real, regular file we may sendfile
+ * from, else -1 (no exception left set).  Real means one of io's own
+ * binary file classes, not a subclass: one that overrides read() makes
+ * the body what read() returns (SPEC.md 12.8), not the descriptor's bytes.
  */
 static int
 real_fd(PyObject *file)
 {
-    PyObject *io = NULL, *iobase = NULL, *r = NULL;
+    static const char *const classes[] = {"FileIO", "BufferedReader",
+                                          "BufferedRandom"};
+    PyObject *io = NULL, *r = NULL;
     struct stat st;
-    int fd = -1, ok;
+    int fd = -1, real = 0;
 
     if ((io = PyImport_ImportModule("io")) == NULL)
         goto finally;
-    if ((iobase = PyObject_GetAttrString(io, "IOBase")) == NULL)
-        goto finally;
-    if ((ok = PyObject_IsInstance(file, iobase)) <= 0)
-        goto finally;
-    if ((r = PyObject_CallMethod(file, "fileno", NULL)) == NULL)
+    for (size_t i = 0; i < sizeof classes / sizeof classes[0] && !real; i++) {
+        PyObject *cls = PyObject_GetAttrString(io, classes[i]);
+
+        if (cls == NULL)
+            goto finally;
+        real = (PyObject *)Py_TYPE(file) == cls;
+        Py_DECREF(cls);
+    }
+    if (!real || (r = PyObject_CallMethod(file, "fileno", NULL)) == NULL)
         goto finally;
     fd = PyLong_AsLong(r);
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
@@ -122,7 +130,6 @@ real_fd(PyObject *file)
 finally:
     PyErr_Clear();
     Py_XDECREF(r);
-    Py_XDECREF(iobase);
     Py_XDECREF(io);
     return fd;
 }

@@ -216,6 +216,22 @@ def file_wrapper_unseekable(environ, start_response):
     return environ["wsgi.file_wrapper"](_Unseekable(b"x" * 5000), 1024)
 
 
+class _ShoutingFile(io.FileIO):
+    """A real file whose read() the app overrides: what it returns is the
+    body, so its descriptor must not be sendfile'd past it."""
+
+    def read(self, size=-1):
+        return super().read(size).upper()
+
+
+def file_wrapper_subclass(environ, start_response):
+    f = _tempfile(b"abcdef")
+    g = _ShoutingFile(os.dup(f.fileno()))
+    f.close()
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](g)
+
+
 def file_wrapper_empty(environ, start_response):
     f = _tempfile(b"")
     start_response("200 OK", [("Content-Type", "application/octet-stream")])

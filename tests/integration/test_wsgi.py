@@ -751,6 +751,15 @@ def test_file_wrapper_unseekable_iterates(srv):
     assert wait_log(srv, "UNSEEKABLE CLOSED")
 
 
+def test_file_wrapper_subclass_is_read_through_its_read(srv):
+    # SPEC.md 12.8: instances are read with filelike.read(); sendfile is for
+    # real files, and a subclass overriding read() is not one
+    status, headers, body = split(get(srv, "/file_wrapper_subclass",
+                                      extra=b"Connection: close\r\n"))
+    assert hmap(headers)["content-length"] == "6"
+    assert body == b"ABCDEF"
+
+
 def test_file_wrapper_empty_file_falls_back(srv):
     status, headers, body = split(get(srv, "/file_wrapper_empty"))
     assert hmap(headers)["transfer-encoding"] == "chunked"

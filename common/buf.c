@@ -90,6 +90,16 @@ wd_buf_is_file(const struct wd_buf *b)
     return b->fd >= 0;
 }
 
+int
+wd_buf_file(const struct wd_buf *b, uint64_t *head, uint64_t *tail)
+{
+    if (b->fd >= 0) {
+        *head = b->fhead;
+        *tail = b->ftail;
+    }
+    return b->fd;
+}
+
 /* Write all of DATA at OFF; 0 or -1 (errno).  Short writes are retried. */
 static int
 pwrite_all(int fd, const void *data, size_t len, uint64_t off)

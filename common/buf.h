@@ -58,6 +58,9 @@ void wd_buf_commit(struct wd_buf *b, size_t n);
 uint64_t wd_buf_len(const struct wd_buf *b);
 /* Nonzero when the data lives in a temp file. */
 int wd_buf_is_file(const struct wd_buf *b);
+/* The temp file's descriptor (the data is at offsets [*HEAD, *TAIL)), or
+ * -1 for a buffer in memory.  Still the buffer's: not to be closed. */
+int wd_buf_file(const struct wd_buf *b, uint64_t *head, uint64_t *tail);
 
 /*
  * Consume up to LEN bytes from the head into DST.  Returns the count

@@ -5,14 +5,20 @@
  * parser has fully buffered in a wd_buf (memory or an unlinked temp
  * file).  Reads use wd_buf_pread with our own cursor and never consume
  * the buffer, so seek(0) and re-reading work.  Pool thread, GIL held.
+ * A body in a temp file is handed over as a real file object instead
+ * (spilled_file), as SPEC.md 10.1 says; this object is its fallback.
  *
  * The body belongs to the task; when the task ends the bridge detaches
- * the object (buf = NULL) so an app that kept a reference gets "closed
- * file" errors instead of reading freed memory.
+ * the object (buf = NULL; the real file is closed) so an app that kept a
+ * reference gets "closed file" errors instead of reading freed memory.
  */
 #include "wsgi_int.h"
 
+#include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "buf.h"
 
@@ -26,12 +32,47 @@ struct input {
 
 static PyTypeObject input_type;
 
+/*
+ * A body that spilled to its temp file is handed over as a real file
+ * (SPEC.md 10.1: "a file object for spilled bodies"; waitress gives its
+ * temp file), opened anew through /proc so that it has its own offset and
+ * may outlive the task.  NULL, no exception set, when that cannot be
+ * done: the input object below serves instead.
+ */
+static PyObject *
+spilled_file(const struct wd_buf *buf)
+{
+    uint64_t head = 0, tail = 0;
+    int fd = wd_buf_file(buf, &head, &tail), nfd;
+    char path[40];
+    struct stat st;
+    PyObject *f;
+
+    if (fd < 0 || head != 0)
+        return NULL;
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    if ((nfd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return NULL;
+    if (fstat(nfd, &st) < 0 || (uint64_t)st.st_size != tail) {
+        close(nfd); /* more in the file than the body: not this way */
+        return NULL;
+    }
+    /* (on failure io may or may not have taken NFD: leave it, rather than
+       close a number another thread may have been given meanwhile) */
+    if ((f = PyFile_FromFd(nfd, NULL, "rb", -1, NULL, NULL, NULL, 1)) == NULL)
+        PyErr_Clear();
+    return f;
+}
+
 PyObject *
 wd_wsgi_input_new(struct wd_buf *buf)
 {
-    struct input *in = PyObject_New(struct input, &input_type);
+    struct input *in;
+    PyObject *f;
 
-    if (in == NULL)
+    if (buf != NULL && wd_buf_is_file(buf) && (f = spilled_file(buf)) != NULL)
+        return f;
+    if ((in = PyObject_New(struct input, &input_type)) == NULL)
         return NULL;
     in->buf = buf;
     in->len = buf ? wd_buf_len(buf) : 0;
@@ -47,6 +88,13 @@ wd_wsgi_input_detach(PyObject *obj)
 
     if (in == NULL)
         return;
+    if (Py_TYPE(obj) != &input_type) { /* a spilled body's file */
+        PyObject *r = PyObject_CallMethod(obj, "close", NULL);
+
+        Py_XDECREF(r);
+        PyErr_Clear();
+        return;
+    }
     in->buf = NULL;
     in->len = 0;
     in->closed = 1;

@@ -125,6 +125,18 @@ def input_readlines_hint(environ, start_response):
     return [repr(lines).encode()]
 
 
+def input_spilled_file(environ, start_response):
+    """What a spilled body's wsgi.input is: a real file (fileno, io)."""
+    f = environ["wsgi.input"]
+    data = f.read()
+    f.seek(0)
+    again = f.read(5)
+    os.fstat(f.fileno())
+    start_response("200 OK", list(TEXT))
+    return [b"%d %d %s %d" % (isinstance(f, io.IOBase), len(data),
+                               again, f.tell())]
+
+
 def _tempfile(data):
     f = tempfile.TemporaryFile()
     f.write(data)

@@ -342,6 +342,21 @@ def test_input_readlines_hint_in_memory_and_spilled(server_factory):
         assert (status, out) == ("HTTP/1.1 200 OK", want)
 
 
+def test_spilled_input_is_a_file_object(server_factory):
+    # SPEC.md 10.1: "a file object for spilled bodies" (waitress hands over
+    # its temp file): fileno() works and it is an io object
+    s = server_factory("wsgiapps:dispatch", args=["--inbuf-overflow=1000"])
+    for body in (b"abcdefgh" * 2000,
+                 b"2000\r\n" + b"abcdefgh" * 1024 + b"\r\n0\r\n\r\n"):
+        framing = (b"Content-Length: %d" % len(body) if body[:1] == b"a"
+                   else b"Transfer-Encoding: chunked")
+        raw = (b"POST /input_spilled_file HTTP/1.1\r\nConnection: close\r\n"
+               + framing + b"\r\n\r\n" + body)
+        status, headers, out = split(s.request(raw))
+        assert status == "HTTP/1.1 200 OK", out
+        assert out == b"1 %d abcde 5" % (16000 if body[:1] == b"a" else 8192)
+
+
 def test_large_input_spilled_to_file(server_factory):
     s = server_factory("echo:app", args=["--inbuf-overflow=1000"])
     body = bytes(range(256)) * 64

@@ -196,8 +196,8 @@ exponent_end(const char *p, const char *end)
 static int
 number(struct scan *s)
 {
-    const char *start = s->p, *q = s->p;
-    char lit[NUMBER_MAX_SHOWN];
+    const char *start = s->p, *q = s->p, *digits;
+    char lit[NUMBER_MAX_SHOWN], num[NUMBER_MAX_SHOWN];
     int hex = 0, wide, over = 0;
     size_t n;
     long long v = 0;
@@ -227,16 +227,26 @@ number(struct scan *s)
     s->p = q;
     wide = q < s->end && *q == 'L'; /* 64-bit: libconfig clamps, silently */
     n = (size_t)(q - start);
-    if (n >= sizeof lit) {
-        over = 1; /* too long to be in range */
-        n = sizeof lit - 4;
-        memcpy(lit, start, n);
-        memcpy(lit + n, "...", 4);
+    if (n >= sizeof lit) { /* shown shortened */
+        memcpy(lit, start, sizeof lit - 4);
+        memcpy(lit + sizeof lit - 4, "...", 4);
     } else {
         memcpy(lit, start, n);
         lit[n] = '\0';
+    }
+    /* the value: sign, then the digits without their leading zeros */
+    digits = start + (*start == '-' || *start == '+') + (hex ? 2 : 0);
+    while (digits + 1 < q && *digits == '0')
+        digits++;
+    n = (size_t)(q - digits);
+    if (n + 2 >= sizeof num) {
+        over = 1; /* too many digits to be in range */
+    } else {
+        num[0] = *start == '-' ? '-' : '+';
+        memcpy(num + 1, digits, n);
+        num[n + 1] = '\0';
         errno = 0;
-        v = strtoll(lit, &endp, hex ? 16 : 10);
+        v = strtoll(num, &endp, hex ? 16 : 10);
         over = errno == ERANGE;
     }
     if (wide) {

@@ -71,6 +71,13 @@ Test(cfgscan, an_l_number_past_64_bits_is_refused)
     cr_assert_eq(scan("a = 9223372036854775807L;\nb = -9223372036854775808L;\n"
                       "c = 0x7fffffffffffffffL;\n"),
                  0, "%s", err);
+    /* leading zeros add no magnitude, however many (libconfig, int()) */
+    cr_assert_eq(scan("a = 00000000000000000000000000000000000000001L;\n"
+                      "b = -00000000000000000000000000000000000000000002;\n"
+                      "c = 0x000000000000000000000000000000000000000003L;\n"),
+                 0, "%s", err);
+    cr_assert_eq(scan("a = 000000000000000000000000000000000000004294967296;"),
+                 -1);
 }
 
 Test(cfgscan, float_exponents_are_not_ints)

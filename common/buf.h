@@ -29,6 +29,15 @@ struct wd_buf;
  * and holds OVERFLOW or more.  A file buffer stays a file until cleared.
  */
 struct wd_buf *wd_buf_new(uint64_t overflow);
+
+/* An inbuf_overflow / outbuf_overflow setting as OVERFLOW above: one at
+ * or below 0 is reached at once, so such a buffer moves to its file as
+ * soon as it may (at WD_STRBUF_LIMIT), as in waitress.  Never 0. */
+static inline uint64_t
+wd_buf_overflow_of(int64_t setting)
+{
+    return setting > 0 ? (uint64_t)setting : 1;
+}
 void wd_buf_free(struct wd_buf *b); /* NULL is fine */
 
 /* Append LEN bytes.  0 or -1 (errno). */

@@ -170,7 +170,8 @@ out_append(struct wd_channel *ch, const void *data, size_t len)
         if ((e = calloc(1, sizeof *e)) == NULL)
             return -1;
         e->fd = -1;
-        if ((e->buf = wd_buf_new((uint64_t)cfg->outbuf_overflow)) == NULL) {
+        e->buf = wd_buf_new(wd_buf_overflow_of(cfg->outbuf_overflow));
+        if (e->buf == NULL) {
             free(e);
             return -1;
         }
@@ -1055,7 +1056,8 @@ wd_task_writev_borrow(struct wd_task *t, const struct iovec *iov,
             continue;
         }
         if (i == keep && kept != NULL && len - skip >= WD_BORROW_MIN &&
-            ch->total_out + len <= (uint64_t)t->cfg->outbuf_overflow) {
+            ch->total_out + len <=
+                wd_buf_overflow_of(t->cfg->outbuf_overflow)) {
             /* within outbuf_overflow: past it SPEC.md 15 moves pending
                output to a temp file, which bounds what many slow
                readers hold in memory.  What a borrow holds is the whole

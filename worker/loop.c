@@ -745,7 +745,7 @@ wd_loop_init(struct wd_loop *l, struct event_base *base,
     l->base = base;
     l->limits.max_header = cfg->max_request_header_size;
     l->limits.max_body = cfg->max_request_body_size;
-    l->limits.inbuf_overflow = (uint64_t)cfg->inbuf_overflow;
+    l->limits.inbuf_overflow = wd_buf_overflow_of(cfg->inbuf_overflow);
     l->rbuf_len = cfg->recv_bytes > 0 ? (size_t)cfg->recv_bytes : 8192;
     if ((l->rbuf = malloc(l->rbuf_len)) == NULL)
         goto fail;

@@ -477,6 +477,30 @@ def test_negative_limits_refuse_every_head_and_body(server_factory):
     assert data.startswith(b"HTTP/1.1 200 OK\r\n")
 
 
+@pytest.mark.parametrize("overflow", ["0", "-1"])
+def test_outbuf_overflow_at_or_below_zero_spills_pending_output(
+        server_factory, overflow):
+    # reached at once (SPEC.md 15): output the client has not read yet
+    # goes to a temp file as soon as it may, not to memory, and every
+    # byte still arrives
+    srv = server_factory(APP, args=["--outbuf-overflow=" + overflow])
+    with srv.connect() as s:
+        s.sendall(b"GET /pid HTTP/1.1\r\n\r\n")
+        status, _, pid = Reader(s).response()
+
+    def temp_files():
+        fds = pathlib.Path(f"/proc/{int(pid)}/fd")
+        return [p for p in fds.iterdir() if "(deleted)" in os.readlink(p)]
+
+    with srv.connect() as s:  # more than the two socket buffers hold
+        s.sendall(b"GET /big?20000000 HTTP/1.0\r\n\r\n")
+        assert wait_for(temp_files, 5)
+        data = read_all(s)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200 OK\r\n")
+    assert body == b"x" * 20000000
+
+
 def test_chunked_body_too_large_is_413(server_factory):
     srv = server_factory(APP, args=["--max-request-body-size=10"])
     data = srv.request(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n")

@@ -357,6 +357,24 @@ def test_spilled_input_is_a_file_object(server_factory):
         assert out == b"1 %d abcde 5" % (16000 if body[:1] == b"a" else 8192)
 
 
+@pytest.mark.parametrize("overflow", ["0", "-1"])
+def test_inbuf_overflow_at_or_below_zero_spills_from_strbuf_limit(
+        server_factory, overflow):
+    # SPEC.md 8: a body moves to its file "once the buffered size reaches
+    # inbuf_overflow", which 0 and -1 always are; under 8192 bytes it
+    # stays in memory (waitress's OverflowableBuffer does the same)
+    s = server_factory("wsgiapps:dispatch", args=["--inbuf-overflow=" + overflow])
+    for size, spilled in ((8192, 1), (100, 0)):
+        body = b"abcdefgh" * (size // 8) + b"abcd" * (size % 8 // 4)
+        raw = (b"POST /input_spilled_file HTTP/1.1\r\nConnection: close\r\n"
+               b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        status, headers, out = split(s.request(raw))
+        if spilled:
+            assert out == b"1 %d abcde 5" % size
+        else:  # no fileno(): a 500
+            assert status == "HTTP/1.1 500 Internal Server Error"
+
+
 def test_large_input_spilled_to_file(server_factory):
     s = server_factory("echo:app", args=["--inbuf-overflow=1000"])
     body = bytes(range(256)) * 64

@@ -1652,9 +1652,13 @@ validate(struct build *b)
                cfg->ident);
         return -1;
     }
-    latin1_in_place(cfg->server_name);
-    latin1_in_place(cfg->url_scheme);
-    latin1_in_place(cfg->url_prefix);
+    cfg->utf8_text = 0;
+    if (latin1_in_place(cfg->server_name) < 0)
+        cfg->utf8_text |= WD_UTF8_SERVER_NAME;
+    if (latin1_in_place(cfg->url_scheme) < 0)
+        cfg->utf8_text |= WD_UTF8_URL_SCHEME;
+    if (latin1_in_place(cfg->url_prefix) < 0)
+        cfg->utf8_text |= WD_UTF8_URL_PREFIX;
     return 0;
 }
 

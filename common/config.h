@@ -39,6 +39,12 @@ struct wd_addr {
 #define WD_PROXY_X_FORWARDED_BY 0x10
 #define WD_PROXY_FORWARDED 0x20
 
+enum {
+    WD_UTF8_SERVER_NAME = 1u,
+    WD_UTF8_URL_SCHEME = 2u,
+    WD_UTF8_URL_PREFIX = 4u,
+};
+
 struct wd_config {
     /* address group */
     char *host;
@@ -66,6 +72,10 @@ struct wd_config {
     char *url_scheme;
     char *url_prefix; /* "" when none */
     char *ident;      /* NULL when empty */
+    /* server_name, url_scheme and url_prefix are latin-1 bytes, as they
+       meet the wire, unless their text goes beyond latin-1: then they
+       stay as given (UTF-8) and their WD_UTF8_* bit is set */
+    unsigned utf8_text;
     int backlog;
     int recv_bytes;
     int send_bytes;

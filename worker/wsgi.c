@@ -1410,6 +1410,16 @@ str_or_none(const char *s)
     return PyUnicode_DecodeLatin1(s, (Py_ssize_t)strlen(s), NULL);
 }
 
+/* An option's str: latin-1 bytes, or UTF-8 text beyond latin-1 (as
+ * Python decodes a command line: undecodable bytes surrogate-escaped). */
+static PyObject *
+text_or_none(const char *s, unsigned utf8)
+{
+    if (s == NULL || !utf8)
+        return str_or_none(s);
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "surrogateescape");
+}
+
 static int
 setup_state(const struct wd_config *cfg, int nworkers)
 {
@@ -1421,11 +1431,14 @@ setup_state(const struct wd_config *cfg, int nworkers)
         wd_wsgi_file_init() < 0 || PyType_Ready(&sr_type) < 0)
         return -1;
     if ((wd_wsgi.version = Py_BuildValue("(ii)", 1, 0)) == NULL ||
-        (wd_wsgi.url_scheme = str_or_none(cfg->url_scheme)) == NULL ||
-        (wd_wsgi.server_name = str_or_none(cfg->server_name)) == NULL ||
+        (wd_wsgi.url_scheme = text_or_none(
+             cfg->url_scheme, cfg->utf8_text & WD_UTF8_URL_SCHEME)) == NULL ||
+        (wd_wsgi.server_name = text_or_none(
+             cfg->server_name, cfg->utf8_text & WD_UTF8_SERVER_NAME)) == NULL ||
         (wd_wsgi.ident = str_or_none(cfg->ident)) == NULL ||
-        (wd_wsgi.script_name = str_or_none(cfg->url_prefix ? cfg->url_prefix
-                                                            : "")) == NULL)
+        (wd_wsgi.script_name = text_or_none(
+             cfg->url_prefix ? cfg->url_prefix : "",
+             cfg->utf8_text & WD_UTF8_URL_PREFIX)) == NULL)
         return -1;
     if ((tbmod = PyImport_ImportModule("traceback")) == NULL)
         return -1;

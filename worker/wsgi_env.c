@@ -471,14 +471,19 @@ wd_wsgi_environ(struct wd_wsgi_req *rq, const char **bad_header,
      * per-request key below then replaces a value in place */
     if ((env = PyDict_Copy(env_template)) == NULL)
         goto finally;
-    path_info(cfg->url_prefix, req->path, req->path_len, &path, &path_len);
+    /* a prefix beyond latin-1 matches no path (a latin-1 str) */
+    path_info(cfg->utf8_text & WD_UTF8_URL_PREFIX ? NULL : cfg->url_prefix,
+              req->path, req->path_len, &path, &path_len);
     if (set_str_slot(env, k[WK_REQUEST_METHOD], VC_METHOD, req->method,
                      strlen(req->method)) ||
         set_str(env, k[WK_PATH_INFO], path, path_len) ||
         set_str(env, k[WK_QUERY_STRING], req->query ? req->query : "",
                 req->query ? req->query_len : 0) ||
         set_str(env, k[WK_REQUEST_URI], req->target, req->target_len) ||
-        set_or_del(env, k[WK_SERVER_NAME], VC_SERVER_NAME, pe.server_name) ||
+        (pe.server_name == cfg->server_name && pe.server_name != NULL
+             ? PyDict_SetItem(env, k[WK_SERVER_NAME], wd_wsgi.server_name)
+             : set_or_del(env, k[WK_SERVER_NAME], VC_SERVER_NAME,
+                          pe.server_name)) ||
         set_or_del(env, k[WK_SERVER_PORT], VC_SERVER_PORT, pe.server_port) ||
         set_str_slot(env, k[WK_SERVER_PROTOCOL], VC_PROTOCOL,
                      req->http11 ? "HTTP/1.1" : "HTTP/1.0", 8) ||

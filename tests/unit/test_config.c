@@ -427,12 +427,15 @@ Test(config, text_options_are_kept_as_latin1)
     cr_assert_str_eq(cfg.url_prefix, "/app\xe9");
     wd_config_cleanup(&cfg);
     wd_config_init(&cfg);
-    /* beyond latin-1, or not UTF-8: left as given */
+    cr_assert_eq(cfg.utf8_text, 0);
+    /* beyond latin-1, or not UTF-8: left as given, and marked as such */
     cr_assert_eq(parse("--server-name=a\xe9", "--url-scheme=\xe6\x97\xa5",
-                       "x:app", NULL),
+                       "--url-prefix=/\xe6\x97\xa5", "x:app", NULL),
                  0, "%s", err);
     cr_assert_str_eq(cfg.server_name, "a\xe9");
     cr_assert_str_eq(cfg.url_scheme, "\xe6\x97\xa5");
+    cr_assert_eq(cfg.utf8_text, WD_UTF8_SERVER_NAME | WD_UTF8_URL_SCHEME |
+                                    WD_UTF8_URL_PREFIX);
     wd_config_cleanup(&cfg);
     wd_config_init(&cfg);
     /* but the Server header cannot carry such an ident */

@@ -374,7 +374,7 @@ def test_inbuf_overflow_at_or_below_zero_spills_from_strbuf_limit(
         server_factory, overflow):
     # SPEC.md 8: a body moves to its file "once the buffered size reaches
     # inbuf_overflow", which 0 and -1 always are; under 8192 bytes it
-    # stays in memory (waitress's OverflowableBuffer does the same)
+    # stays in memory, as SPEC.md 8 says (waitress would move it too)
     s = server_factory("wsgiapps:dispatch", args=["--inbuf-overflow=" + overflow])
     for size, spilled in ((8192, 1), (100, 0)):
         body = b"abcdefgh" * (size // 8) + b"abcd" * (size % 8 // 4)

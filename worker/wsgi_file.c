@@ -63,6 +63,26 @@ static const char wrapper_src[] =
     "class ClientDisconnected(Exception):\n"
     "    \"\"\"The client went away while the response was being sent.\"\"\"\n";
 
+/* io's own binary file classes, looked up once (wd_wsgi_file_init) */
+static PyObject *real_classes[3];
+
+static int
+load_real_classes(void)
+{
+    static const char *const names[] = {"FileIO", "BufferedReader",
+                                        "BufferedRandom"};
+    PyObject *io = PyImport_ImportModule("io");
+    int rc = 0;
+
+    if (io == NULL)
+        return -1;
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && rc == 0; i++)
+        if ((real_classes[i] = PyObject_GetAttrString(io, names[i])) == NULL)
+            rc = -1;
+    Py_DECREF(io);
+    return rc;
+}
+
 int
 wd_wsgi_file_init(void)
 {
@@ -86,6 +106,8 @@ wd_wsgi_file_init(void)
     }
     Py_INCREF(wd_wsgi.file_wrapper);
     Py_INCREF(wd_wsgi.disconnected);
+    if (load_real_classes() < 0)
+        goto finally;
     modules = PyImport_GetModuleDict(); /* borrowed */
     if (PyDict_SetItemString(modules, "waitressd", mod) < 0)
         goto finally;
@@ -105,22 +127,12 @@ finally:
 static int
 real_fd(PyObject *file)
 {
-    static const char *const classes[] = {"FileIO", "BufferedReader",
-                                          "BufferedRandom"};
-    PyObject *io = NULL, *r = NULL;
+    PyObject *r = NULL;
     struct stat st;
     int fd = -1, real = 0;
 
-    if ((io = PyImport_ImportModule("io")) == NULL)
-        goto finally;
-    for (size_t i = 0; i < sizeof classes / sizeof classes[0] && !real; i++) {
-        PyObject *cls = PyObject_GetAttrString(io, classes[i]);
-
-        if (cls == NULL)
-            goto finally;
-        real = (PyObject *)Py_TYPE(file) == cls;
-        Py_DECREF(cls);
-    }
+    for (size_t i = 0; i < sizeof real_classes / sizeof real_classes[0]; i++)
+        real |= (PyObject *)Py_TYPE(file) == real_classes[i];
     if (!real || (r = PyObject_CallMethod(file, "fileno", NULL)) == NULL)
         goto finally;
     fd = PyLong_AsLong(r);
@@ -130,7 +142,6 @@ real_fd(PyObject *file)
 finally:
     PyErr_Clear();
     Py_XDECREF(r);
-    Py_XDECREF(io);
     return fd;
 }
 

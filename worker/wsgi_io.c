@@ -70,7 +70,7 @@ wd_wsgi_input_new(struct wd_buf *buf)
     struct input *in;
     PyObject *f;
 
-    if (buf != NULL && wd_buf_is_file(buf) && (f = spilled_file(buf)) != NULL)
+    if (buf != NULL && (f = spilled_file(buf)) != NULL)
         return f;
     if ((in = PyObject_New(struct input, &input_type)) == NULL)
         return NULL;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "httpdate.h"
+#include "util.h"
 
 static const struct wd_error_kind kinds[] = {
     {400, "Bad Request"},
@@ -35,24 +36,9 @@ wd_error_kind(int code)
 static char *
 utf8_footer(const char *ident)
 {
-    const unsigned char *p;
-    char *out;
-    size_t o = 0;
-
     if (ident == NULL)
         ident = "server";
-    if ((out = malloc(2 * strlen(ident) + 1)) == NULL)
-        return NULL;
-    for (p = (const unsigned char *)ident; *p != '\0'; p++) {
-        if (*p >= 0x80) {
-            out[o++] = (char)(0xc0 | (*p >> 6));
-            out[o++] = (char)(0x80 | (*p & 0x3f));
-        } else {
-            out[o++] = (char)*p;
-        }
-    }
-    out[o] = '\0';
-    return out;
+    return wd_latin1_to_utf8(ident, strlen(ident), 0);
 }
 
 char *

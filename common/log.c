@@ -23,6 +23,7 @@
 #include "autoconfig.h" /* _GNU_SOURCE for dup3 */
 
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -586,25 +587,7 @@ line_adds(struct line *l, const char *s)
 char *
 wd_log_text(const char *s, size_t n)
 {
-    size_t o = 0;
-    char *out = malloc(n * 4 + 1); /* "\xHH" is the longest */
-
-    if (out == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (c < 0x20 || c == 0x7f) {
-            o += (size_t)snprintf(out + o, 5, "\\x%02x", c);
-        } else if (c >= 0x80) {
-            out[o++] = (char)(0xc0 | (c >> 6));
-            out[o++] = (char)(0x80 | (c & 0x3f));
-        } else {
-            out[o++] = (char)c;
-        }
-    }
-    out[o] = '\0';
-    return out;
+    return wd_latin1_to_utf8(s, n, 1);
 }
 
 /*

@@ -134,6 +134,30 @@ wd_ipv6_available(void)
     return 1;
 }
 
+char *
+wd_latin1_to_utf8(const char *s, size_t n, int escape_controls)
+{
+    size_t o = 0;
+    char *out = malloc(n * 4 + 1); /* "\xHH" is the longest */
+
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (escape_controls && (c < 0x20 || c == 0x7f)) {
+            o += (size_t)snprintf(out + o, 5, "\\x%02x", c);
+        } else if (c >= 0x80) {
+            out[o++] = (char)(0xc0 | (c >> 6));
+            out[o++] = (char)(0x80 | (c & 0x3f));
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
 int
 wd_port_ok(const char *p)
 {

@@ -36,6 +36,13 @@ void wd_strip_brackets(char *s);
 struct addrinfo;
 
 /*
+ * Latin-1 bytes S[0, N) as UTF-8, malloc'ed and NUL-terminated (NULL
+ * without memory): the bytes of the str waitress would hold.  With
+ * ESCAPE_CONTROLS, control bytes (0x00-0x1F, 0x7F) are written \xHH.
+ */
+char *wd_latin1_to_utf8(const char *s, size_t n, int escape_controls);
+
+/*
  * A port P to hand to getaddrinfo as written: what strtoul reads whole
  * is a number ("+80", "-0"; "" is port 0) and must be at most 65535,
  * since glibc would wrap a larger one; anything else is a service name

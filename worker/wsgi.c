@@ -819,13 +819,13 @@ sr_call(PyObject *self, PyObject *args, PyObject *kw)
     if (!PyUnicode_Check(status)) {
         PyErr_Format(PyExc_AssertionError, "status %S is not a string",
                      status);
-        return NULL;
+        goto bad_status;
     }
     if (has_crlf(status)) {
         PyErr_SetString(PyExc_ValueError,
                         "carriage return/line feed character present in "
                         "status");
-        return NULL;
+        goto bad_status;
     }
     Py_INCREF(status);
     Py_XSETREF(rq->status, status);
@@ -876,6 +876,24 @@ sr_call(PyObject *self, PyObject *args, PyObject *kw)
 fail:
     Py_XDECREF(it);
     Py_XDECREF(add);
+    return NULL;
+
+bad_status:
+    /* the response now counts as started; an app that catches the error
+     * and returns a body gets waitress's default status */
+    if (rq->status == NULL) {
+        PyObject *type, *value, *tb;
+
+        PyErr_Fetch(&type, &value, &tb);
+        if ((rq->status = PyUnicode_InternFromString("200 OK")) == NULL) {
+            rq->complete = 0; /* out of memory: no head without a status */
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+        } else {
+            PyErr_Restore(type, value, tb);
+        }
+    }
     return NULL;
 }
 

@@ -432,6 +432,37 @@ def status_not_str(environ, start_response):
     return [b"never"]
 
 
+def status_not_str_caught(environ, start_response):
+    """The app catches the status error and answers anyway: the status
+    stays waitress's default, 200 OK."""
+    try:
+        start_response(b"201 Created", [("X-Lost", "1")])
+    except AssertionError:
+        pass
+    return [b"hello"]
+
+
+def status_crlf_caught(environ, start_response):
+    try:
+        start_response("201 Cre\r\nated", [("X-Lost", "1")])
+    except ValueError:
+        pass
+    return [b"hello"]
+
+
+def status_caught_then_start(environ, start_response):
+    """After the failed call the response counts as started."""
+    try:
+        start_response(b"201 Created", [])
+    except AssertionError:
+        pass
+    try:
+        start_response("202 Accepted", [])
+    except AssertionError as e:
+        return [str(e).encode()]
+    return [b"second call accepted"]
+
+
 def status_odd(environ, start_response):
     """No status validation beyond CR/LF: sent verbatim."""
     start_response("200OK", TEXT + [("Content-Length", "2")])

@@ -648,6 +648,25 @@ def test_app_errors_become_500(srv, name, text):
     assert wait_log(srv, text), srv.log()[-3000:]
 
 
+@pytest.mark.parametrize("name", ["status_not_str_caught", "status_crlf_caught"])
+def test_caught_status_error_keeps_default_status(srv, name):
+    # waitress's status is "200 OK" until start_response stores a valid
+    # one; the failed call's headers are not kept.  This used to crash
+    # the worker (SIGSEGV on the missing status).
+    status, headers, body = split(get(srv, "/" + name))
+    assert status == "HTTP/1.1 200 OK"
+    assert "x-lost" not in hmap(headers)
+    assert hmap(headers)["content-length"] == "5" and body == b"hello"
+    assert "SIG" not in srv.log()
+
+
+def test_caught_status_error_still_counts_as_started(srv):
+    status, headers, body = split(get(srv, "/status_caught_then_start"))
+    assert status == "HTTP/1.1 200 OK"
+    assert body == (b"start_response called a second time without "
+                    b"providing exc_info.")
+
+
 def test_keyboard_interrupt_after_headers_cuts(srv):
     status, headers, body = split(get(srv, "/keyboard_interrupt_after"))
     assert status == "HTTP/1.1 200 OK" and body == b"5\r\nfirst\r\n"

@@ -234,28 +234,40 @@ find_same(const struct wd_config *cfg, size_t i,
     return NULL;
 }
 
-/* Take over SAME for the new configuration (backlog and mode refreshed). */
+/* Take over SAME for the new configuration, as it is. */
 static int
-reuse(const struct wd_config *cfg, const struct wd_listener *same,
-      struct wd_listener *l, char *err, size_t errlen)
+reuse(const struct wd_listener *same, struct wd_listener *l, char *err,
+      size_t errlen)
 {
     *l = *same;
     l->unix_path = NULL;
-    if (same->unix_path != NULL) {
-        if ((l->unix_path = strdup(same->unix_path)) == NULL) {
-            snprintf(err, errlen, "out of memory");
-            l->fd = -1;
-            return -1;
-        }
-        if (chmod(l->unix_path, cfg->unix_socket_perms) != 0 ||
-            ((cfg->uid != (uid_t)-1 || cfg->gid != (gid_t)-1) &&
-             chown(l->unix_path, cfg->uid, cfg->gid) != 0))
+    if (same->unix_path != NULL &&
+        (l->unix_path = strdup(same->unix_path)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        l->fd = -1;
+        return -1;
+    }
+    /* the new backlog and permissions wait for wd_listen_settle: a
+       reload that fails later must leave this socket as it was */
+    return 0;
+}
+
+void
+wd_listen_settle(const struct wd_config *cfg, const struct wd_listener *ls,
+                 size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct wd_listener *l = &ls[i];
+
+        if (l->unix_path != NULL &&
+            (chmod(l->unix_path, cfg->unix_socket_perms) != 0 ||
+             ((cfg->uid != (uid_t)-1 || cfg->gid != (gid_t)-1) &&
+              chown(l->unix_path, cfg->uid, cfg->gid) != 0)))
             wd_log(WD_LOG_WARNING, WD_CAT_MASTER, "%s: %s", l->unix_path,
                    strerror(errno));
+        /* a new backlog takes effect on an existing listening socket */
+        listen(l->fd, cfg->backlog);
     }
-    /* a new backlog takes effect on an existing listening socket */
-    listen(l->fd, cfg->backlog);
-    return 0;
 }
 
 int
@@ -286,7 +298,7 @@ wd_listen_reload(const struct wd_config *cfg, const struct wd_listener *old,
 
         ls[i].fd = -1;
         if (same != NULL)
-            rc = reuse(cfg, same, &ls[i], err, errlen);
+            rc = reuse(same, &ls[i], err, errlen);
         else if (cfg->unix_socket != NULL)
             rc = open_unix(cfg, &ls[i], err, errlen);
         else if (cfg->nsockets > 0)

@@ -53,6 +53,14 @@ int wd_listen_reload(const struct wd_config *cfg,
                      size_t errlen);
 
 /*
+ * Reload commit: every listener of LS takes CFG's backlog, and a Unix
+ * socket its permissions and owner.  New sockets got them when bound;
+ * this is for the kept ones, left untouched until the reload succeeds.
+ */
+void wd_listen_settle(const struct wd_config *cfg,
+                      const struct wd_listener *ls, size_t n);
+
+/*
  * Free DROP, closing the listeners whose fd KEEP does not share and
  * unlinking Unix paths KEEP does not bind.  Inherited fds stay open.
  * Used to retire the old set after a reload, or the new set after an

@@ -92,6 +92,9 @@ struct reload {
     struct wd_stats *stats; /* a new endpoint, or NULL */
     int keep_stats;         /* same stats address: the old one stays */
     int pending;            /* another HUP arrived meanwhile */
+    int umask_set;          /* the new umask is in force ... */
+    mode_t old_umask;       /* ... and this one comes back on failure */
+    int new_pidfile;        /* cfg->pidfile written (a new path) */
 };
 
 struct master {
@@ -471,6 +474,10 @@ reload_free(struct master *m)
 
     wd_listen_release(rl->ls, rl->nls, m->ls, m->nls);
     wd_stats_close(rl->stats);
+    if (rl->umask_set)
+        umask(rl->old_umask);
+    if (rl->new_pidfile)
+        wd_pidfile_remove(rl->cfg->pidfile);
     if (rl->cfg != NULL) {
         wd_config_cleanup(rl->cfg);
         free(rl->cfg);
@@ -489,12 +496,20 @@ reload_rehup_later(struct master *m)
         evtimer_add(m->rehup_ev, &now);
 }
 
+/* Whether CFG names another pidfile than the one the master wrote. */
+static int
+pidfile_moves(const struct master *m, const struct wd_config *cfg)
+{
+    if (cfg->pidfile == NULL || m->pidfile == NULL)
+        return cfg->pidfile != m->pidfile;
+    return strcmp(m->pidfile, cfg->pidfile) != 0;
+}
+
 static void
 reload_commit(struct master *m)
 {
     struct reload *rl = &m->rl;
     int pending = rl->pending;
-    char err[512];
 
     /* the old generation goes, oldest first (it all gets TERM now) */
     for (size_t i = 0; i < m->nprocs; i++) {
@@ -515,18 +530,17 @@ reload_commit(struct master *m)
         wd_stats_close(m->stats);
         m->stats = rl->stats;
     }
-    /* a new pidfile path: write it, remove the old one */
-    if ((rl->cfg->pidfile == NULL) != (m->pidfile == NULL) ||
-        (m->pidfile != NULL && strcmp(m->pidfile, rl->cfg->pidfile) != 0)) {
+    /* a new pidfile path (written at the start): the old one goes */
+    if (pidfile_moves(m, rl->cfg)) {
         wd_pidfile_remove(m->pidfile);
         WD_FREE(m->pidfile);
-        if (rl->cfg->pidfile != NULL) {
-            if (wd_pidfile_write(rl->cfg->pidfile, err, sizeof err) != 0)
-                wd_log(WD_LOG_ERROR, WD_CAT_MASTER, "%s", err);
-            else
-                m->pidfile = strdup(rl->cfg->pidfile);
-        }
+        if (rl->new_pidfile && (m->pidfile = strdup(rl->cfg->pidfile)) == NULL)
+            wd_log(WD_LOG_ERROR, WD_CAT_MASTER,
+                   "out of memory: pidfile %s will not be removed at exit",
+                   rl->cfg->pidfile);
     }
+    /* kept sockets take the new backlog and permissions only now */
+    wd_listen_settle(rl->cfg, m->ls, m->nls);
     if (m->cfg_owned) {
         wd_config_cleanup(m->cfg);
         free(m->cfg);
@@ -568,6 +582,16 @@ reload_progress(struct master *m)
         proc_stop(oldest, SIGTERM, m->cfg->graceful_timeout);
 }
 
+/* Back to the committed configuration's logs after a failed reload. */
+static void
+logs_back(struct master *m)
+{
+    if (wd_log_open(m->cfg->error_log, m->cfg->access_log) != 0)
+        wd_log(WD_LOG_ERROR, WD_CAT_MASTER, "cannot reopen logs: %s",
+               strerror(errno));
+    wd_log_set_level((enum wd_log_level)m->cfg->log_level);
+}
+
 static void
 reload_abort(struct master *m, int status)
 {
@@ -585,11 +609,7 @@ reload_abort(struct master *m, int status)
         if (p->gen == rl->gen && (p->used || p->pid > 0))
             proc_stop(p, SIGTERM, m->cfg->graceful_timeout);
     }
-    /* back to the committed logs */
-    if (wd_log_open(m->cfg->error_log, m->cfg->access_log) != 0)
-        wd_log(WD_LOG_ERROR, WD_CAT_MASTER, "cannot reopen logs: %s",
-               strerror(errno));
-    wd_log_set_level((enum wd_log_level)m->cfg->log_level);
+    logs_back(m);
     reload_free(m);
     /* old workers already told to go are replaced */
     fill_positions(m);
@@ -652,9 +672,11 @@ reload_start(struct master *m)
                "daemon cannot be changed by a reload, ignored");
         ncfg->daemon = m->cfg->daemon;
     }
-    if (ncfg->umask >= 0)
-        umask((mode_t)ncfg->umask);
     rl->cfg = ncfg;
+    if (ncfg->umask >= 0) {
+        rl->old_umask = umask((mode_t)ncfg->umask);
+        rl->umask_set = 1;
+    }
     /* 3: same addresses keep their fds, new ones are bound */
     if (wd_listen_reload(ncfg, m->ls, m->nls, &rl->ls, &rl->nls, err,
                          sizeof err) != 0)
@@ -679,6 +701,14 @@ reload_start(struct master *m)
         log_open_failed(ncfg, rc, err, sizeof err);
         goto fail;
     }
+    /* 4: a new pidfile is checked as at start-up and written now; the old
+       one goes when the reload commits */
+    if (ncfg->pidfile != NULL && pidfile_moves(m, ncfg)) {
+        if (wd_pidfile_check(ncfg->pidfile, err, sizeof err) != 0 ||
+            wd_pidfile_write(ncfg->pidfile, err, sizeof err) != 0)
+            goto fail_logs;
+        rl->new_pidfile = 1;
+    }
     wd_log_set_level((enum wd_log_level)ncfg->log_level);
     wd_chown_logs(ncfg);
 
@@ -699,6 +729,8 @@ reload_start(struct master *m)
     }
     return;
 
+fail_logs:
+    logs_back(m); /* the failure is reported where the old config logs */
 fail:
     reload_free(m);
     reload_failed(err);

@@ -720,6 +720,115 @@ def test_reload_bind_failure_changes_nothing(tmp_path):
     srv.check_log()
 
 
+def _backlog(port):
+    """The backlog of the socket listening on PORT (ss: Send-Q)."""
+    out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    return int(out[2])
+
+
+def _umask(pid):
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Umask:"):
+            return line.split()[1]
+    raise AssertionError("no Umask line")
+
+
+def test_failed_reload_leaves_backlog_and_umask_alone(tmp_path):
+    # SPEC.md 4.3 step 1: a failed reload leaves sockets and config as they
+    # were.  The kept socket used to take the new backlog, and the master
+    # the new umask, before the bind failure was found.
+    port = free_port()
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    busy_port = busy.getsockname()[1]
+    srv = configured(tmp_path / "srv",
+                     f'listen = "127.0.0.1:{port}";\nbacklog = 1000;\numask = "027";\n')
+    srv.port = port
+    srv.start()
+    conf = srv.tmp / "waitressd.conf"
+    try:
+        assert _backlog(port) == 1000 and _umask(srv.proc.pid) == "0027"
+        conf.write_text(f'listen = "127.0.0.1:{port} 127.0.0.1:{busy_port}";\n'
+                        'backlog = 7;\numask = "000";\n')
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: "reload failed: " in srv.log(), 5)
+        assert _backlog(port) == 1000
+        assert _umask(srv.proc.pid) == "0027"
+        # a reload that commits applies both
+        conf.write_text(f'listen = "127.0.0.1:{port}";\nbacklog = 7;\numask = "002";\n')
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: "Reload complete" in srv.log(), 10)
+        assert _backlog(port) == 7 and _umask(srv.proc.pid) == "0002"
+    finally:
+        busy.close()
+        srv.stop()
+    srv.check_log()
+
+
+def test_failed_reload_leaves_unix_socket_perms_alone(tmp_path):
+    sport = free_port()
+    srv = start(tmp_path / "srv", workers=1, unix=True, app=None,
+                config='app = "masterapp:app";\nunix_socket_perms = "600";\n',
+                args=[f"--stats=127.0.0.1:{sport}"])
+    conf = srv.tmp / "waitressd.conf"
+    mode = lambda: oct(os.stat(srv.unix_path).st_mode & 0o777)
+    try:
+        assert mode() == "0o600"
+        conf.write_text('app = "no_such_module_xyz:app";\nunix_socket_perms = "666";\n')
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: "reload failed: worker failed to boot" in srv.log(), 10)
+        assert mode() == "0o600"
+        conf.write_text('app = "masterapp:app";\nunix_socket_perms = "640";\n')
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: "Reload complete" in srv.log(), 10)
+        assert mode() == "0o640"
+    finally:
+        srv.stop()
+
+
+def test_reload_moves_the_pidfile(tmp_path):
+    old, new = tmp_path / "old.pid", tmp_path / "new.pid"
+    port = free_port()
+    srv = configured(tmp_path / "srv", f'listen = "127.0.0.1:{port}";\npidfile = "{old}";\n')
+    srv.port = port
+    srv.start()
+    conf = srv.tmp / "waitressd.conf"
+    holder = subprocess.Popen(["sleep", "30"])
+    try:
+        me = f"{srv.proc.pid}\n"
+        assert old.read_text() == me
+        # held by a live process: refused, as at start-up (SPEC.md 2.3)
+        new.write_text(f"{holder.pid}\n")
+        conf.write_text(f'listen = "127.0.0.1:{port}";\npidfile = "{new}";\n')
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: f"reload failed: Already running on PID {holder.pid} "
+                                f"(or pid file '{new}' is stale); keeping previous "
+                                "configuration" in srv.log(), 5), srv.log()
+        assert new.read_text() == f"{holder.pid}\n" and old.read_text() == me
+        # cannot be written: the reload fails, the old file stays
+        bad = tmp_path / "no-such-dir" / "p.pid"
+        conf.write_text(f'listen = "127.0.0.1:{port}";\npidfile = "{bad}";\n')
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: f"reload failed: cannot write pidfile {bad}: No such file "
+                                "or directory; keeping previous configuration" in srv.log(), 5)
+        assert old.read_text() == me
+        # a stale new path: written, and the old file removed
+        new.unlink()
+        conf.write_text(f'listen = "127.0.0.1:{port}";\npidfile = "{new}";\n')
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: "Reload complete" in srv.log(), 10)
+        assert wait_for(lambda: not old.exists(), 5)
+        assert new.read_text() == me
+    finally:
+        holder.kill()
+        holder.wait()
+        srv.stop()
+    assert not new.exists()
+    srv.check_log()
+
+
 def test_reload_with_an_unopenable_log_names_it_and_changes_nothing(tmp_path):
     port = free_port()
     srv = configured(tmp_path / "srv", f'listen = "127.0.0.1:{port}";\n')

@@ -1260,6 +1260,7 @@ wd_http_request_header(const struct wd_http_request *r, const char *name,
 int
 wd_http_request_wants_continue(const struct wd_http_request *r)
 {
-    return r->expect_continue && r->body_expected && r->error_status == 0 &&
-           r->state != WD_REQ_HEAD;
+    /* body_expected is only set once the head passed every check: an
+       error found later, in the body, still owes the 100 */
+    return r->expect_continue && r->body_expected && r->state != WD_REQ_HEAD;
 }

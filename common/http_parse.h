@@ -140,11 +140,11 @@ const char *wd_http_request_header(const struct wd_http_request *r,
 
 /*
  * SPEC.md 9: nonzero when the header block is parsed, the request is
- * HTTP/1.1 with "Expect: 100-continue", a body is expected and no error
- * was found.  The channel then sends "HTTP/1.1 100 Continue\r\n\r\n"
+ * HTTP/1.1 with "Expect: 100-continue", a body is expected and the head
+ * had no error.  The channel then sends "HTTP/1.1 100 Continue\r\n\r\n"
  * (at most once, and only when no earlier request is pending).  This may
- * already hold when the body arrived in the same read (state DONE):
- * waitress sends the 100 then too.
+ * already hold when the body arrived in the same read (state DONE), even
+ * when the body failed (400/413): waitress sends the 100 then too.
  */
 int wd_http_request_wants_continue(const struct wd_http_request *r);
 

@@ -568,6 +568,25 @@ def test_100_continue_not_sent_for_error(server_factory):
         assert status == "HTTP/1.1 413 Request Entity Too Large"
 
 
+@pytest.mark.parametrize("body,status", [
+    (b"zz\r\n", "400 Bad Request"),                 # Invalid chunk size
+    (b"1\r\na\r\n0\r\n\r\n", "413 Request Entity Too Large"),  # 11 raw bytes
+])
+def test_100_continue_precedes_a_body_error_in_the_same_read(server_factory, body, status):
+    # SPEC.md 9: the 100 goes out once the head is complete; the deviation
+    # covers only requests already failed at header time.  A body that
+    # fails in the same read as its head still gets the 100 first, as
+    # when the bad bytes come in a later read (and as in waitress).
+    srv = server_factory(APP, args=["--max-request-body-size=10"])
+    with srv.connect() as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nExpect: 100-continue\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n" + body)
+        r = Reader(s)
+        assert r.exactly(25) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        got, _, _ = r.response()
+        assert got == "HTTP/1.1 " + status
+
+
 def test_100_continue_waits_for_earlier_request(server_factory):
     srv = server_factory(APP)
     with srv.connect() as s:

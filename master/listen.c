@@ -85,6 +85,7 @@ open_tcp(const struct wd_config *cfg, const struct wd_addr *a,
     l->fd = fd;
     if (name_from_fd(fd, l->name, sizeof l->name) != 0)
         snprintf(l->name, sizeof l->name, "%s", what);
+    snprintf(l->asked, sizeof l->asked, "%s", what);
     return 0;
 
 fail:
@@ -198,26 +199,36 @@ wd_listen_close_all(struct wd_listener *ls, size_t n, int unlink_unix)
     free(ls);
 }
 
-/* An entry of OLD that serves entry I of CFG unchanged, or NULL. */
+/* Whether a listener of NEW[0, N) already took over OLD's socket. */
+static int
+taken(const struct wd_listener *old, const struct wd_listener *new, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (new[k].fd == old->fd)
+            return 1;
+    return 0;
+}
+
+/*
+ * An entry of OLD that serves entry I of CFG unchanged and that none of
+ * NEW[0, I) took over, or NULL.  A TCP address is compared as configured,
+ * so that a port-0 socket is kept too (its clients know the port it got);
+ * several port-0 entries (never deduplicated) each keep one.
+ */
 static const struct wd_listener *
 find_same(const struct wd_config *cfg, size_t i,
-          const struct wd_listener *old, size_t nold)
+          const struct wd_listener *old, size_t nold,
+          const struct wd_listener *new)
 {
     char want[300];
 
-    if (cfg->unix_socket == NULL && cfg->nsockets == 0) {
-        const struct wd_addr *a = &cfg->addrs[i];
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->ss;
-
-        /* port 0 asks for a fresh port each time */
-        if (sin->sin_port == 0)
-            return NULL;
-        format_name((const struct sockaddr *)&a->ss, want, sizeof want);
-    }
+    if (cfg->unix_socket == NULL && cfg->nsockets == 0)
+        format_name((const struct sockaddr *)&cfg->addrs[i].ss, want,
+                    sizeof want);
     for (size_t j = 0; j < nold; j++) {
         const struct wd_listener *l = &old[j];
 
-        if (l->fd < 0)
+        if (l->fd < 0 || taken(l, new, i))
             continue;
         if (cfg->unix_socket != NULL) {
             if (l->unix_path != NULL && !l->inherited &&
@@ -227,7 +238,7 @@ find_same(const struct wd_config *cfg, size_t i,
             if (l->inherited && l->fd == cfg->sockets[i])
                 return l;
         } else if (!l->inherited && l->unix_path == NULL &&
-                   strcmp(l->name, want) == 0) {
+                   strcmp(l->asked, want) == 0) {
             return l;
         }
     }
@@ -294,7 +305,7 @@ wd_listen_reload(const struct wd_config *cfg, const struct wd_listener *old,
         return -1;
     }
     for (size_t i = 0; i < count && rc == 0; i++) {
-        const struct wd_listener *same = find_same(cfg, i, old, nold);
+        const struct wd_listener *same = find_same(cfg, i, old, nold, ls);
 
         ls[i].fd = -1;
         if (same != NULL)
@@ -314,7 +325,7 @@ wd_listen_reload(const struct wd_config *cfg, const struct wd_listener *old,
     }
     /* announce the new ones only once the whole set is bound */
     for (size_t i = 0; i < count; i++)
-        if (find_same(cfg, i, old, nold) == NULL)
+        if (!taken(&ls[i], old, nold))
             wd_listen_log(&ls[i], 1);
     *out = ls;
     *n = count;

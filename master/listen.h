@@ -18,6 +18,8 @@ struct wd_listener {
     char *unix_path; /* bound Unix socket path (owned), or NULL */
     char name[300];  /* "http://127.0.0.1:8080", "http://[::1]:80",
                         "http://unix:/path" */
+    char asked[300]; /* TCP: the configured address ("...:0" for port 0),
+                        which a reload compares; else "" */
 };
 
 /*

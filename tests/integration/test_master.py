@@ -689,6 +689,34 @@ def test_reload_keeps_listening_socket_and_binds_new_ones(tmp_path):
     srv.check_log()
 
 
+def test_reload_keeps_port_zero_listeners(tmp_path):
+    # SPEC.md 4.3 step 3 keeps every socket whose configured address is
+    # unchanged; "port 0" is such an address.  Each HUP used to bind a
+    # fresh port and close the old one once the old workers left, so
+    # clients of the announced port were refused.  Two port-0 entries
+    # (never deduplicated, SPEC.md 3.1) keep their two sockets.
+    srv = configured(tmp_path / "srv", 'listen = "127.0.0.1:0 127.0.0.1:0";\n')
+    srv.start(wait=False)
+    served = re.compile(r"Serving on http://127\.0\.0\.1:(\d+)")
+    assert wait_for(lambda: len(served.findall(srv.log())) == 2, 10), srv.log()
+    ports = [int(p) for p in served.findall(srv.log())]
+    assert ports[0] != ports[1]
+    srv.port = ports[0]
+    try:
+        srv.wait_ready()
+        pid = int(http_get(ports[0], "/pid")[2])
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: "Reload complete" in srv.log(), 10)
+        # the old worker is gone; both announced ports still answer
+        assert wait_for(lambda: not pathlib.Path(f"/proc/{pid}").exists(), 10)
+        for port in ports:
+            assert int(http_get(port, "/pid")[2]) != pid
+        assert [int(p) for p in served.findall(srv.log())] == ports
+    finally:
+        srv.stop()
+    srv.check_log()
+
+
 def _refused(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()

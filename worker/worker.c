@@ -191,6 +191,12 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
         return WD_EXIT_BOOT;
     }
     own_slot = wd_sb_slot(wd_sb_attached(), slot);
+    /* systemd's socket-activation variables are the master's (it reads
+       them again on reload); the app does not get them, as
+       sd_listen_fds(1) would leave it (SPEC.md 3.3) */
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
     /* glibc hands the heap top back once 128 KiB are free and maps
      * blocks past a moving threshold: a 64 KiB body or response then
      * faults its pages in again for every request (perf: 11% of the

@@ -953,6 +953,42 @@ def test_reload_worker_boot_failure_aborts(tmp_path):
         srv.stop()
 
 
+def test_systemd_socket_activation(tmp_path):
+    # SPEC.md 3.3: with LISTEN_PID equal to the master's pid, the
+    # LISTEN_FDS descriptors from 3 on are the sockets.  The workers do not
+    # inherit the variables (systemd's own sd_listen_fds convention, which
+    # gunicorn follows): an app that starts a server of its own must not
+    # think fd 3 is its to take.  The master keeps them for a reload.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    port = sock.getsockname()[1]
+    launcher = ("import os, sys\n"
+                "os.dup2(int(sys.argv[1]), 3)\n"
+                "os.environ['LISTEN_FDS'] = '1'\n"
+                "os.environ['LISTEN_PID'] = str(os.getpid())\n"
+                "os.execv(sys.argv[2], sys.argv[2:])\n")
+    log = tmp_path / "log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            ["/usr/bin/python3", "-c", launcher, str(sock.fileno()), WAITRESSD,
+             "--workers=1", f"--pythonpath={APPS}", "masterapp:app"],
+            pass_fds=(sock.fileno(),), stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+    sock.close()
+    try:
+        assert wait_for(lambda: f"Serving on http://127.0.0.1:{port}" in log.read_text(), 10)
+        assert http_get(port, "/env?LISTEN_FDS")[2] == b"-"
+        assert http_get(port, "/env?LISTEN_PID")[2] == b"-"
+        assert http_get(port, "/env?PATH")[2] != b"-"  # the rest is kept
+        proc.send_signal(signal.SIGHUP)  # the master still finds fd 3
+        assert wait_for(lambda: "Reload complete" in log.read_text(), 10), log.read_text()
+        assert http_get(port, "/pid")[0].endswith("200 OK")
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0
+    assert "was sent SIG" not in log.read_text()
+
+
 # ---------------------------------------------------------------- daemon duties
 
 

@@ -350,8 +350,8 @@ wd_response_body(struct wd_response *r, size_t len, struct wd_body_plan *p)
 
         if (room >= 0)
             send = (uint64_t)room < len ? (size_t)room : len;
-        else
-            send = (uint64_t)(-room) < len ? len - (size_t)(-room) : 0;
+        else /* -room in unsigned arithmetic: room may be INT64_MIN */
+            send = -(uint64_t)room < len ? len - (size_t)-(uint64_t)room : 0;
         p->send = send;
         r->written += send;
         if (send != len && !(r->warned & WD_RESP_WARN_EXCESS)) {

@@ -499,6 +499,17 @@ emit(struct wd_wsgi_req *rq, PyObject *data)
     /* the head is built now but sent with the first data (one write) */
     if (!rq->resp.wrote_header && (head = build_head(rq, &head_len)) == NULL)
         return -1;
+    if (head != NULL && !PyBytes_CheckExact(data) &&
+        !PyByteArray_CheckExact(data)) {
+        /* testing other data runs app code, which may write() too: the
+           head goes out first, as waitress queues it before the test */
+        rc = wd_wsgi_out(rq, head, head_len);
+        free(head);
+        head = NULL;
+        head_len = 0;
+        if (rc < 0)
+            return -1;
+    }
     if ((rc = PyObject_IsTrue(data)) <= 0)
         goto out;
     if (!rq->resp.has_body) {
@@ -566,7 +577,8 @@ out:
 
 struct start_response {
     PyObject_HEAD
-    struct wd_wsgi_req *rq; /* NULL once the task is over */
+    struct wd_wsgi_req *rq; /* NULL once the response is over */
+    int busy; /* calls of it or its write() under way (GIL held) */
 };
 
 static PyTypeObject sr_type;
@@ -574,16 +586,43 @@ static PyTypeObject sr_type;
 static PyObject *
 sr_write(PyObject *self, PyObject *data)
 {
-    struct wd_wsgi_req *rq = ((struct start_response *)self)->rq;
+    struct start_response *sr = (struct start_response *)self;
+    int rc;
 
-    if (rq == NULL) {
+    if (sr->rq == NULL) {
         PyErr_SetString(PyExc_RuntimeError,
                         "write() called after the response ended");
         return NULL;
     }
-    if (emit(rq, data) < 0)
+    /* emit may let other threads run (app code, waiting for room): the
+       request stays until it returns (retire_sr) */
+    sr->busy++;
+    rc = emit(sr->rq, data);
+    sr->busy--;
+    if (rc < 0)
         return NULL;
     Py_RETURN_NONE;
+}
+
+/*
+ * The app has returned: later calls of start_response or write() raise,
+ * and calls under way in other threads (or waiting for room) finish
+ * first, since they use the request and its task.  GIL held; released
+ * while waiting.
+ */
+static void
+retire_sr(struct wd_wsgi_req *rq)
+{
+    struct start_response *sr = (struct start_response *)rq->sr;
+
+    if (sr == NULL)
+        return;
+    sr->rq = NULL;
+    while (sr->busy > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        usleep(1000);
+        Py_END_ALLOW_THREADS
+    }
 }
 
 static PyMethodDef write_def = {"write", sr_write, METH_O,
@@ -782,11 +821,31 @@ finally:
     return rc;
 }
 
+static PyObject *sr_call_busy(struct wd_wsgi_req *rq, PyObject *self,
+                              PyObject *args, PyObject *kw);
+
 static PyObject *
 sr_call(PyObject *self, PyObject *args, PyObject *kw)
 {
+    struct start_response *sr = (struct start_response *)self;
+    PyObject *r;
+
+    if (sr->rq == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "start_response called after the response ended");
+        return NULL;
+    }
+    sr->busy++; /* as in sr_write */
+    r = sr_call_busy(sr->rq, self, args, kw);
+    sr->busy--;
+    return r;
+}
+
+static PyObject *
+sr_call_busy(struct wd_wsgi_req *rq, PyObject *self, PyObject *args,
+             PyObject *kw)
+{
     static char *kwlist[] = {"status", "headers", "exc_info", NULL};
-    struct wd_wsgi_req *rq = ((struct start_response *)self)->rq;
     PyObject *status, *headers, *exc_info = Py_None;
     PyObject *it = NULL, *item, *add = NULL;
     int has_exc;
@@ -794,11 +853,6 @@ sr_call(PyObject *self, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|O:start_response", kwlist,
                                      &status, &headers, &exc_info))
         return NULL;
-    if (rq == NULL) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "start_response called after the response ended");
-        return NULL;
-    }
     if ((has_exc = PyObject_IsTrue(exc_info)) < 0)
         return NULL;
     if (rq->complete && !has_exc) {
@@ -1192,6 +1246,7 @@ serve(struct wd_wsgi_req *rq)
         NULL)
         goto error;
     ((struct start_response *)rq->sr)->rq = rq;
+    ((struct start_response *)rq->sr)->busy = 0;
 
     result = PyObject_CallFunctionObjArgs(wd_wsgi.app, rq->environ, rq->sr,
                                           NULL);
@@ -1199,11 +1254,13 @@ serve(struct wd_wsgi_req *rq)
         goto error;
     r = consume(rq, result);
     Py_DECREF(result);
+    retire_sr(rq);
     if (r < 0 || finish(rq) < 0)
         goto error;
     return;
 
 error:
+    retire_sr(rq);
     handle_exception(rq);
 }
 
@@ -1237,8 +1294,7 @@ wd_wsgi_run(struct wd_task *t)
             t->status = status_code(rq.status);
     }
 
-    if (rq.sr != NULL)
-        ((struct start_response *)rq.sr)->rq = NULL;
+    retire_sr(&rq); /* already, unless serve() stopped before the app */
     wd_wsgi_env_detach(&rq);
     Py_XDECREF(rq.sr);
     Py_XDECREF(rq.environ);

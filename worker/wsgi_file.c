@@ -157,8 +157,12 @@ send_blocks(struct wd_wsgi_req *rq, PyObject *file, long long size)
 
         if (data == NULL)
             return -1;
-        if (PyBytes_AsStringAndSize(data, &p, &n) < 0) {
-            Py_DECREF(data);
+        /* a bytearray is sent too, as a copy: it may change while we
+           wait for room */
+        if (PyByteArray_Check(data))
+            Py_SETREF(data, PyBytes_FromObject(data));
+        if (data == NULL || PyBytes_AsStringAndSize(data, &p, &n) < 0) {
+            Py_XDECREF(data);
             return -1;
         }
         if (n == 0) {
@@ -180,34 +184,45 @@ send_blocks(struct wd_wsgi_req *rq, PyObject *file, long long size)
     return 0;
 }
 
-/* Drop the app's Content-Length headers (the file size replaces them). */
+/*
+ * Drop the app's Content-Length headers (the file size replaces them),
+ * matched as waitress does, by name.lower() == "content-length".  The
+ * app's lower() may do anything, start_response(exc_info) included: the
+ * list is walked by index with its own references.
+ */
 static int
 remove_content_length(struct wd_wsgi_req *rq)
 {
-    PyObject *kept = PyList_New(0);
-    Py_ssize_t n = PyList_GET_SIZE(rq->headers);
+    static PyObject *cl_name;
+    PyObject *kept, *old = rq->headers;
 
-    if (kept == NULL)
+    if (cl_name == NULL &&
+        (cl_name = PyUnicode_InternFromString("content-length")) == NULL)
         return -1;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *pair = PyList_GET_ITEM(rq->headers, i);
-        PyObject *name = PyTuple_GET_ITEM(pair, 0);
-        PyObject *lower = PyObject_CallMethod(name, "lower", NULL);
+    if ((kept = PyList_New(0)) == NULL)
+        return -1;
+    Py_INCREF(old);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(old); i++) {
+        PyObject *pair = PyList_GET_ITEM(old, i), *lower;
         int is_cl;
 
-        if (lower == NULL)
-            goto fail;
-        is_cl = PyUnicode_CompareWithASCIIString(lower, "content-length") == 0;
-        Py_DECREF(lower);
-        if (!is_cl && PyList_Append(kept, pair) < 0)
-            goto fail;
+        Py_INCREF(pair);
+        lower = PyObject_CallMethod(PyTuple_GET_ITEM(pair, 0), "lower", NULL);
+        is_cl = lower == NULL
+                    ? -1
+                    : PyObject_RichCompareBool(lower, cl_name, Py_EQ);
+        Py_XDECREF(lower);
+        if (is_cl < 0 || (!is_cl && PyList_Append(kept, pair) < 0)) {
+            Py_DECREF(pair);
+            Py_DECREF(old);
+            Py_DECREF(kept);
+            return -1;
+        }
+        Py_DECREF(pair);
     }
+    Py_DECREF(old);
     Py_SETREF(rq->headers, kept);
     return 0;
-
-fail:
-    Py_DECREF(kept);
-    return -1;
 }
 
 int
@@ -243,6 +258,9 @@ wd_wsgi_file_send(struct wd_wsgi_req *rq, PyObject *result)
         return -1;
     if (size <= 0)
         return 0; /* not seekable or nothing left: plain iteration */
+    /* _prepare ran the file's own methods, which may have written */
+    if (rq->resp.wrote_header)
+        return 0;
 
     if (!rq->complete) {
         PyErr_SetString(PyExc_RuntimeError,

@@ -279,7 +279,8 @@ input_seek(struct input *in, PyObject *const *args, Py_ssize_t nargs)
     if (off == -1 && PyErr_Occurred())
         return NULL;
     if (nargs > 1) {
-        whence = PyLong_AsLong(args[1]);
+        /* a C int, as BytesIO reads it */
+        whence = _PyLong_AsInt(args[1]);
         if (whence == -1 && PyErr_Occurred())
             return NULL;
     }
@@ -303,6 +304,8 @@ input_seek(struct input *in, PyObject *const *args, Py_ssize_t nargs)
     if (whence == 0 && off < 0)
         return PyErr_Format(PyExc_ValueError, "negative seek value %lld",
                             off);
+    if (off > 0 && base > LLONG_MAX - off)
+        return PyErr_Format(PyExc_OverflowError, "new position too large");
     off += base;
     in->pos = off < 0 ? 0 : (uint64_t)off;
     return PyLong_FromUnsignedLongLong(in->pos);

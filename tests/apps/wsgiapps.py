@@ -10,6 +10,7 @@ import io
 import os
 import sys
 import tempfile
+import threading
 import time
 
 TEXT = [("Content-Type", "text/plain")]
@@ -594,6 +595,130 @@ VALID = [
     "closing",
     "exc_info_before_headers",
 ]
+
+
+# --- apps that abuse the API from other threads or from dunder methods ---
+
+
+def _late_write(write, data):
+    try:
+        write(data)
+    except Exception:
+        pass
+
+
+def thread_write_at_end(environ, start_response):
+    """A thread's write() still waits for room when the app returns: the
+    request must outlive it (it used to free the task under it)."""
+    w = start_response("200 OK", [("Content-Length", str(21_000_000))])
+    w(b"a" * 20_000_000)
+    threading.Thread(target=_late_write, args=(w, b"b" * 1_000_000)).start()
+    time.sleep(0.3)
+    return []
+
+
+def thread_write_after_end(environ, start_response):
+    """A thread that writes once the response is over gets RuntimeError."""
+    w = start_response("200 OK", list(TEXT))
+    box = {}
+    done = threading.Event()
+
+    def later():
+        time.sleep(0.3)
+        try:
+            w(b"late")
+        except Exception as e:
+            box["late"] = f"{type(e).__name__}: {e}"
+        done.set()
+
+    threading.Thread(target=later).start()
+    _THREAD_RESULTS["after_end"] = (box, done)
+    return [b"early"]
+
+
+_THREAD_RESULTS = {}
+
+
+def thread_write_result(environ, start_response):
+    box, done = _THREAD_RESULTS.pop("after_end")
+    done.wait(5)
+    start_response("200 OK", list(TEXT))
+    return [box.get("late", "no error").encode()]
+
+
+class _WritesWhenTested(bytes):
+    W = None
+
+    def __bool__(self):
+        _WritesWhenTested.W(b"zz")
+        return True
+
+
+def reentrant_write(environ, start_response):
+    """write() from the data's __bool__: the head still goes first."""
+    _WritesWhenTested.W = start_response("200 OK", list(TEXT))
+    _WritesWhenTested.W(_WritesWhenTested(b"abc"))
+    return []
+
+
+class _LowerIsBytes(str):
+    def lower(self):
+        return b"\x00" * 64
+
+
+def file_wrapper_odd_cl_name(environ, start_response):
+    """The fast path drops the app's Content-Length by name.lower(), as
+    waitress does; a lower() that is not a str must not crash it."""
+    start_response("200 OK", [(_LowerIsBytes("Content-Length"), "100")])
+    return environ["wsgi.file_wrapper"](io.BytesIO(b"0123456789"))
+
+
+class _TellWrites(io.BytesIO):
+    W = None
+
+    def tell(self):
+        if _TellWrites.W is not None:
+            w, _TellWrites.W = _TellWrites.W, None
+            w(b"")
+        return super().tell()
+
+
+def file_wrapper_prepare_writes(environ, start_response):
+    """_prepare runs the file's tell(), which here sends the head."""
+    _TellWrites.W = start_response("200 OK", [("Content-Length", "10")])
+    return environ["wsgi.file_wrapper"](_TellWrites(b"0123456789"))
+
+
+class _ReadsBytearray(io.BytesIO):
+    def read(self, size=-1):
+        return bytearray(super().read(size))
+
+
+def file_wrapper_bytearray_read(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    return environ["wsgi.file_wrapper"](_ReadsBytearray(b"0123456789"))
+
+
+def cl_most_negative(environ, start_response):
+    start_response("200 OK", [("Content-Length", "-9223372036854775808")])
+    return [b"hello"]
+
+
+def input_seek_limits(environ, start_response):
+    """wsgi.input.seek past 64 bits and with a huge whence: BytesIO's
+    OverflowError, not a wrapped position."""
+    f = environ["wsgi.input"]
+    out = []
+    for args in [(2**63 - 1,), (1, 1)], [(2**63 - 1, 2)], [(0, 2**32 + 2)]:
+        try:
+            for a in args:
+                f.seek(*a)
+            out.append("ok %d" % f.tell())
+        except Exception as e:
+            out.append(f"{type(e).__name__}: {e}")
+        f.seek(0)
+    start_response("200 OK", list(TEXT))
+    return ["\n".join(out).encode()]
 
 
 def dispatch(environ, start_response):

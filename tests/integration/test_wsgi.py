@@ -667,6 +667,99 @@ def test_caught_status_error_still_counts_as_started(srv):
                     b"providing exc_info.")
 
 
+def _chunks(body):
+    out = b""
+    while True:
+        size, _, rest = body.partition(b"\r\n")
+        n = int(size, 16)
+        if n == 0:
+            return out
+        out += rest[:n]
+        body = rest[n + 2:]
+
+
+def test_write_from_a_thread_outlives_the_app_return(server_factory):
+    # A thread's write() was still waiting for room when the app returned
+    # []; the task was freed under it (SIGSEGV).  The request now waits
+    # for writes in progress, so the client gets every byte.
+    srv = server_factory("wsgiapps:dispatch",
+                         args=["--threads=4", "--outbuf-high-watermark=65536"])
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.settimeout(20)
+    s.connect(("127.0.0.1", srv.port))
+    s.sendall(b"GET /thread_write_at_end HTTP/1.1\r\nConnection: close\r\n\r\n")
+    time.sleep(1)
+    data = read_all(s)
+    s.close()
+    status, headers, body = split(data)
+    assert status == "HTTP/1.1 200 OK"
+    assert len(body) == 21_000_000
+    assert body == b"a" * 20_000_000 + b"b" * 1_000_000
+    assert "exited with code" not in srv.log() and "was sent SIG" not in srv.log()
+
+
+def test_write_from_a_thread_after_the_end_raises(srv):
+    status, headers, body = split(get(srv, "/thread_write_after_end"))
+    assert status == "HTTP/1.1 200 OK" and body == b"early"
+    status, headers, body = split(get(srv, "/thread_write_result"))
+    assert body == b"RuntimeError: write() called after the response ended"
+
+
+def test_write_from_bool_of_data_keeps_the_head_first(srv):
+    # waitress queues the head before it tests the data; a write() from
+    # the data's __bool__ used to go out before the status line
+    resp = get(srv, "/reentrant_write")
+    assert resp.startswith(b"HTTP/1.1 200 OK\r\n")
+    status, headers, body = split(resp)
+    assert hmap(headers)["transfer-encoding"] == "chunked"
+    assert _chunks(body) == b"zzabc"
+
+
+def test_file_wrapper_with_an_odd_content_length_name(srv):
+    # name.lower() returning bytes crashed the worker (SIGSEGV)
+    status, headers, body = split(get(srv, "/file_wrapper_odd_cl_name"))
+    assert status == "HTTP/1.1 200 OK"
+    assert body.endswith(b"0123456789")
+    assert "was sent SIG" not in srv.log()
+
+
+def test_file_wrapper_prepare_that_writes_sends_one_head(srv):
+    resp = get(srv, "/file_wrapper_prepare_writes")
+    assert resp.count(b"HTTP/1.1 200 OK") == 1
+    status, headers, body = split(resp)
+    assert hmap(headers)["content-length"] == "10" and body == b"0123456789"
+
+
+def test_file_wrapper_read_may_return_bytearray(srv):
+    status, headers, body = split(get(srv, "/file_wrapper_bytearray_read"))
+    assert status == "HTTP/1.1 200 OK"
+    assert hmap(headers)["content-length"] == "10" and body == b"0123456789"
+
+
+def test_most_negative_content_length(srv):
+    # as waitress: the header as given, no body, then close (the worker
+    # used to negate INT64_MIN)
+    with srv.connect() as s:
+        s.sendall(b"GET /cl_most_negative HTTP/1.1\r\n\r\n")
+        data = read_all(s)
+    status, headers, body = split(data)
+    assert status == "HTTP/1.1 200 OK"
+    assert hmap(headers)["content-length"] == "-9223372036854775808"
+    assert body == b""
+    assert "exited with code" not in srv.log()
+
+
+def test_input_seek_limits(srv):
+    raw = b"POST /input_seek_limits HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+    status, headers, body = split(fetch(srv, raw))
+    assert body.decode().split("\n") == [
+        "OverflowError: new position too large",
+        "OverflowError: new position too large",
+        "OverflowError: Python int too large to convert to C int",
+    ]
+
+
 def test_keyboard_interrupt_after_headers_cuts(srv):
     status, headers, body = split(get(srv, "/keyboard_interrupt_after"))
     assert status == "HTTP/1.1 200 OK" and body == b"5\r\nfirst\r\n"

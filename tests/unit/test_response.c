@@ -550,3 +550,18 @@ Test(response, negative_length_slices_like_python)
     cr_assert_eq(p.send, 3);
     cr_assert_eq(p.warn, WD_RESP_WARN_EXCESS);
 }
+
+Test(response, most_negative_length_sends_nothing)
+{
+    struct wd_response r;
+    struct wd_body_plan p;
+
+    /* data[:-(2**63)] is empty; -room must not overflow (UBSan) */
+    init(&r, 1, NULL);
+    r.has_cl = 1;
+    r.cl = INT64_MIN;
+    free(head(&r, "200 OK", NULL, 0));
+    wd_response_body(&r, 5, &p);
+    cr_assert_eq(p.send, 0);
+    cr_assert_eq(p.warn, WD_RESP_WARN_EXCESS);
+}

@@ -65,21 +65,32 @@ run_task(struct wd_task *t)
         wd_sb_busy_add(own_slot, -1);
 }
 
-/* Heartbeat timeout: say so with async-signal-safe calls only, show
-   where the Python threads are (SPEC.md 4.4), then go. */
+/* SIGABRT (SPEC.md 4.4): the master's heartbeat timeout, or an abort()
+   in the process (a failed assertion in an extension, say).  Say which
+   with async-signal-safe calls only, show where the Python threads are,
+   then go. */
 static void
-abort_handler(int sig)
+abort_handler(int sig, siginfo_t *si, void *uc)
 {
-    static const char msg[] =
+    static const char timeout_msg[] =
         "waitressd worker: SIGABRT (heartbeat timeout), exiting\n";
+    static const char other_msg[] =
+        "waitressd worker: SIGABRT (not from the master: abort() or "
+        "kill), exiting\n";
+    int timeout = si != NULL && si->si_code == SI_USER &&
+                  si->si_pid == master_pid;
     ssize_t rc;
 
     /* the loop's deferred records first: the lines just before a hang */
     wd_log_flush_signal();
-    rc = write(STDERR_FILENO, msg, sizeof msg - 1);
+    if (timeout)
+        rc = write(STDERR_FILENO, timeout_msg, sizeof timeout_msg - 1);
+    else
+        rc = write(STDERR_FILENO, other_msg, sizeof other_msg - 1);
     wd_wsgi_dump_stacks(STDERR_FILENO);
     (void)rc;
     (void)sig;
+    (void)uc;
     _exit(1);
 }
 
@@ -224,7 +235,8 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
     loop.sb = own_slot;
     loop.max_requests = request_limit(cfg);
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = abort_handler;
+    sa.sa_sigaction = abort_handler;
+    sa.sa_flags = SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGABRT, &sa, NULL);
     for (size_t i = 0; i < WD_ARRAY_LEN(handled_signals); i++) {

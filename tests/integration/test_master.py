@@ -511,6 +511,22 @@ def test_worker_timeout_sigstop(tmp_path):
         srv.stop()
 
 
+def test_heartbeat_sigabrt_is_named_so(tmp_path):
+    # the master's ABRT, delivered once the frozen worker runs again
+    sport = free_port()
+    srv = start(tmp_path / "srv", workers=1,
+                args=["--worker-timeout=2", f"--stats=127.0.0.1:{sport}"])
+    try:
+        pid = worker_pids(sport)[0]
+        os.kill(pid, signal.SIGSTOP)
+        assert wait_for(lambda: f"WORKER TIMEOUT (pid:{pid})" in srv.log(), 6)
+        os.kill(pid, signal.SIGCONT)
+        assert wait_for(lambda: f"Worker (pid:{pid})" in srv.log(), 5), srv.log()
+        assert "SIGABRT (heartbeat timeout), exiting" in srv.log(), srv.log()
+    finally:
+        srv.stop()
+
+
 def test_sigabrt_dumps_the_python_stacks_then_exits_1(tmp_path):
     # SPEC.md 4.4: ABRT (the master's heartbeat timeout) dumps every Python
     # thread's stack to the error log, faulthandler style, then _exit(1).
@@ -530,6 +546,9 @@ def test_sigabrt_dumps_the_python_stacks_then_exits_1(tmp_path):
         os.kill(pid, signal.SIGABRT)
         assert wait_for(lambda: f"Worker (pid:{pid}) exited with code 1" in srv.log(), 5), srv.log()
         log = srv.log()
+        # not the master's: the log does not call it a heartbeat timeout
+        assert "SIGABRT (not from the master: abort() or kill), exiting" in log, log
+        assert "heartbeat timeout" not in log
         assert "most recent call first" in log, log
         assert re.search(r'File ".*balanceapp\.py", line \d+ in app', log), log
         s.close()

@@ -88,10 +88,16 @@ take_exception(int *disconnected, size_t *len)
     PyErr_NormalizeException(&type, &value, &tb);
     if (tb != NULL && value != NULL)
         PyException_SetTraceback(value, tb);
-    *disconnected = value != NULL &&
-                    PyObject_IsInstance(value, wd_wsgi.disconnected) == 1;
-    if (*disconnected)
+    switch (value != NULL ? PyObject_IsInstance(value, wd_wsgi.disconnected)
+                          : 0) {
+    case 1:
+        *disconnected = 1;
         goto finally;
+    case -1: /* the app's __class__ raised: not ours, then */
+        PyErr_Clear();
+        break;
+    }
+    *disconnected = 0;
     lines = PyObject_CallFunctionObjArgs(wd_wsgi.format_exception,
                                          type ? type : Py_None,
                                          value ? value : Py_None,

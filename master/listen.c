@@ -199,6 +199,16 @@ wd_listen_close_all(struct wd_listener *ls, size_t n, int unlink_unix)
     free(ls);
 }
 
+static unsigned
+port_of(const struct wd_addr *a)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&a->ss;
+
+    if (sa->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+}
+
 /* Whether a listener of NEW[0, N) already took over OLD's socket. */
 static int
 taken(const struct wd_listener *old, const struct wd_listener *new, size_t n)
@@ -238,7 +248,10 @@ find_same(const struct wd_config *cfg, size_t i,
             if (l->inherited && l->fd == cfg->sockets[i])
                 return l;
         } else if (!l->inherited && l->unix_path == NULL &&
-                   strcmp(l->asked, want) == 0) {
+                   (strcmp(l->asked, want) == 0 ||
+                    /* the port a port-0 socket got, now written out */
+                    (port_of(&cfg->addrs[i]) != 0 &&
+                     strcmp(l->name, want) == 0))) {
             return l;
         }
     }

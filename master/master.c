@@ -496,13 +496,19 @@ reload_rehup_later(struct master *m)
         evtimer_add(m->rehup_ev, &now);
 }
 
-/* Whether CFG names another pidfile than the one the master wrote. */
+/* Whether CFG names another pidfile than the one the master wrote (the
+   same file under another spelling is the same pidfile). */
 static int
 pidfile_moves(const struct master *m, const struct wd_config *cfg)
 {
+    struct stat a, b;
+
     if (cfg->pidfile == NULL || m->pidfile == NULL)
         return cfg->pidfile != m->pidfile;
-    return strcmp(m->pidfile, cfg->pidfile) != 0;
+    if (strcmp(m->pidfile, cfg->pidfile) == 0)
+        return 0;
+    return stat(m->pidfile, &a) != 0 || stat(cfg->pidfile, &b) != 0 ||
+           a.st_dev != b.st_dev || a.st_ino != b.st_ino;
 }
 
 static void

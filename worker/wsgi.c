@@ -871,8 +871,14 @@ sr_call_busy(struct wd_wsgi_req *rq, PyObject *self, PyObject *args,
         if (rq->resp.wrote_header)
             return reraise(exc_info);
         /* new headers replace the old; the remembered length stays
-         * [QUIRK, SPEC.md 12.1 step 2] */
-        PyList_SetSlice(rq->headers, 0, PyList_GET_SIZE(rq->headers), NULL);
+         * [QUIRK, SPEC.md 12.1 step 2].  A new list, as waitress's
+         * "response_headers = []": a walk of the old one (the
+         * file_wrapper's Content-Length removal) may be under way. */
+        PyObject *fresh = PyList_New(0);
+
+        if (fresh == NULL)
+            return NULL;
+        Py_SETREF(rq->headers, fresh);
     }
     rq->complete = 1;
 

@@ -270,6 +270,8 @@ wd_wsgi_file_send(struct wd_wsgi_req *rq, PyObject *result)
     if (!rq->resp.has_cl || rq->resp.cl != size) {
         if (rq->resp.has_cl && remove_content_length(rq) < 0)
             return -1;
+        if (rq->resp.wrote_header) /* a name's lower() wrote */
+            return 0;
         rq->resp.has_cl = 1;
         rq->resp.cl = size;
     }

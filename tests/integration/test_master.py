@@ -731,6 +731,14 @@ def test_reload_keeps_port_zero_listeners(tmp_path):
         for port in ports:
             assert int(http_get(port, "/pid")[2]) != pid
         assert [int(p) for p in served.findall(srv.log())] == ports
+        # the ports they got, now written out, are the same sockets
+        (srv.tmp / "waitressd.conf").write_text(
+            f'listen = "127.0.0.1:{ports[0]} 127.0.0.1:{ports[1]}";\n')
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: srv.log().count("Reload complete") == 2, 10), srv.log()
+        for port in ports:
+            assert http_get(port, "/pid")[0].endswith("200 OK")
+        assert [int(p) for p in served.findall(srv.log())] == ports
     finally:
         srv.stop()
     srv.check_log()
@@ -867,6 +875,11 @@ def test_reload_moves_the_pidfile(tmp_path):
         srv.signal(signal.SIGHUP)
         assert wait_for(lambda: "Reload complete" in srv.log(), 10)
         assert wait_for(lambda: not old.exists(), 5)
+        assert new.read_text() == me
+        # the same file under another spelling stays
+        conf.write_text(f'listen = "127.0.0.1:{port}";\npidfile = "{tmp_path}/./new.pid";\n')
+        srv.signal(signal.SIGHUP)
+        assert wait_for(lambda: srv.log().count("Reload complete") == 2, 10)
         assert new.read_text() == me
     finally:
         holder.kill()

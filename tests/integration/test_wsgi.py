@@ -724,6 +724,27 @@ def test_file_wrapper_with_an_odd_content_length_name(srv):
     assert "was sent SIG" not in srv.log()
 
 
+def test_file_wrapper_cl_name_lower_that_writes_sends_one_head(srv):
+    with srv.connect() as s:
+        s.sendall(b"GET /file_wrapper_cl_name_lower_writes HTTP/1.1\r\n\r\n")
+        resp = read_all(s)  # 15 of 100 bytes: the server closes
+    assert resp.count(b"HTTP/1.1 200 OK") == 1
+    status, headers, body = split(resp)
+    assert hmap(headers)["content-length"] == "100"
+    assert body == b"early0123456789"
+
+
+def test_file_wrapper_cl_name_lower_that_restarts(srv):
+    # start_response(exc_info) from inside the walk: a new header list,
+    # as waitress's "response_headers = []"; the walk's result stands
+    resp = get(srv, "/file_wrapper_cl_name_lower_restarts")
+    assert resp.count(b"HTTP/1.1") == 1
+    status, headers, body = split(resp)
+    assert status == "HTTP/1.1 500 Oops"
+    assert hmap(headers)["x-old"] == "o" and hmap(headers)["content-length"] == "10"
+    assert body == b"0123456789"
+
+
 def test_file_wrapper_prepare_that_writes_sends_one_head(srv):
     resp = get(srv, "/file_wrapper_prepare_writes")
     assert resp.count(b"HTTP/1.1 200 OK") == 1

@@ -656,7 +656,10 @@ format_access(const struct wd_access_rec *rec, size_t *lenp)
     localtime_r(&rec->when, &tm);
     line_add_word(&l, rec->remote_addr);
     line_adds(&l, " - ");
-    line_add_word(&l, rec->remote_user);
+    if (rec->remote_user != NULL && rec->remote_user_len > 0)
+        line_add_escaped(&l, rec->remote_user, rec->remote_user_len);
+    else
+        line_add_word(&l, rec->remote_user);
     off = tm.tm_gmtoff / 60;
     snprintf(tmp, sizeof tmp, " [%02d/%s/%04d:%02d:%02d:%02d %c%02ld%02ld] ",
              tm.tm_mday, month_abbr[tm.tm_mon % 12], tm.tm_year + 1900,

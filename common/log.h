@@ -95,6 +95,7 @@ char *wd_log_text(const char *s, size_t n);
 struct wd_access_rec {
     const char *remote_addr;  /* after proxy headers, or the peer */
     const char *remote_user;  /* NULL: "-" */
+    size_t remote_user_len;   /* its length; 0: up to its NUL */
     const char *request_line; /* raw bytes; NULL: "-" (431) */
     size_t request_line_len;
     int status;

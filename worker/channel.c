@@ -489,7 +489,8 @@ header_or_null(const struct wd_http_request *r, const char *name,
 
 static void
 log_access(struct wd_channel *ch, const struct wd_http_request *r,
-           const char *remote_addr, const char *remote_user, int status,
+           const char *remote_addr, const char *remote_user,
+           size_t remote_user_len, int status,
            uint64_t bytes)
 {
     struct wd_access_rec rec;
@@ -499,6 +500,7 @@ log_access(struct wd_channel *ch, const struct wd_http_request *r,
     memset(&rec, 0, sizeof rec);
     rec.remote_addr = remote_addr != NULL ? remote_addr : ch->remote_addr;
     rec.remote_user = remote_user;
+    rec.remote_user_len = remote_user_len;
     if (r != NULL && r->request_line != NULL) {
         rec.request_line = r->request_line;
         rec.request_line_len = r->request_line_len;
@@ -552,7 +554,8 @@ answer_error(struct wd_channel *ch, struct wd_http_request *r)
         wd_log(WD_LOG_ERROR, WD_CAT_SERVER,
                "cannot queue the %d error response: out of memory",
                r->error_status);
-    log_access(ch, r, NULL, NULL, r->error_status, rc == 0 ? body_len : 0);
+    log_access(ch, r, NULL, NULL, 0, r->error_status,
+               rc == 0 ? body_len : 0);
     wd_loop_request_done(ch->loop);
     ch->last_activity = wd_loop_now();
     close_after_flush(ch);
@@ -871,8 +874,8 @@ task_finished(struct wd_channel *ch)
     if (t->app_exception)
         wd_loop_add_exception(l);
     wd_loop_request_done(l);
-    log_access(ch, t->req, t->log_remote_addr, t->remote_user, t->status,
-               t->body_bytes);
+    log_access(ch, t->req, t->log_remote_addr, t->remote_user,
+               t->remote_user_len, t->status, t->body_bytes);
     /* a response that went out keep-alive keeps the connection even when
        a TERM came meanwhile: closing it would race with the client's next
        request (SPEC.md 4.4 b); the stop sweep closes it once idle */

@@ -47,6 +47,7 @@ struct wd_task {
     int status;           /* 3-digit status sent (access log), 0 if none */
     uint64_t body_bytes;  /* response body bytes written (access log) */
     char *remote_user;    /* REMOTE_USER after the app, or NULL (owned) */
+    size_t remote_user_len; /* its bytes (it may hold a NUL) */
     char *log_remote_addr; /* REMOTE_ADDR after proxy headers, or NULL (owned) */
     int app_exception;    /* the app raised (counted in the scoreboard) */
     int wrote;            /* output functions: something was written */

@@ -1204,7 +1204,7 @@ handle_exception(struct wd_wsgi_req *rq)
 
 /* REMOTE_USER after the app, as latin-1 bytes when it fits. */
 static char *
-remote_user(PyObject *environ)
+remote_user(PyObject *environ, size_t *len)
 {
     PyObject *v, *b;
     char *out = NULL;
@@ -1221,7 +1221,10 @@ remote_user(PyObject *environ)
         b = PyUnicode_AsEncodedString(v, "utf-8", "backslashreplace");
     }
     if (b != NULL) {
-        out = strndup(PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b));
+        /* bytes and length: a NUL in it is logged as \x00 */
+        *len = (size_t)PyBytes_GET_SIZE(b);
+        if ((out = malloc(*len + 1)) != NULL)
+            memcpy(out, PyBytes_AS_STRING(b), *len + 1);
         Py_DECREF(b);
     }
     PyErr_Clear();
@@ -1298,7 +1301,7 @@ wd_wsgi_run(struct wd_task *t)
         t->close_after = 1;
     } else {
         serve(&rq);
-        t->remote_user = remote_user(rq.environ);
+        t->remote_user = remote_user(rq.environ, &t->remote_user_len);
         if (rq.resp.close)
             t->close_after = 1;
         t->body_bytes = rq.resp.body_bytes;

@@ -313,6 +313,13 @@ def remote_user(environ, start_response):
     return [b"ok"]
 
 
+def remote_user_odd(environ, start_response):
+    """Set after the response started; a NUL and a quote in it."""
+    start_response("200 OK", list(TEXT))
+    environ["REMOTE_USER"] = 'a\x00b"c'
+    return [b"ok"]
+
+
 class _Closing:
     """An iterable that reports close() on stderr (the error log)."""
 

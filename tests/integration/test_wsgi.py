@@ -781,6 +781,19 @@ def test_input_seek_limits(srv):
     ]
 
 
+def test_access_log_remote_user_keeps_every_byte(server_factory, tmp_path):
+    # SPEC.md 16.3: REMOTE_USER from the environ after the app; bytes
+    # below 0x20 as \xHH.  A NUL used to end the field.
+    log = tmp_path / "access.log"
+    srv = server_factory("wsgiapps:dispatch", args=[f"--access-log={log}"])
+    get(srv, "/remote_user")
+    get(srv, "/remote_user_odd")
+    assert wait_for(lambda: log.exists() and "remote_user_odd" in log.read_text(), 5)
+    lines = log.read_text().splitlines()
+    assert [l.split(" [")[0] for l in lines if "/remote_user" in l] == [
+        "127.0.0.1 - alice", '127.0.0.1 - a\\x00b\\"c']
+
+
 def test_keyboard_interrupt_after_headers_cuts(srv):
     status, headers, body = split(get(srv, "/keyboard_interrupt_after"))
     assert status == "HTTP/1.1 200 OK" and body == b"5\r\nfirst\r\n"

@@ -338,16 +338,25 @@ latin1_view(PyObject *s, Py_ssize_t *len, PyObject **tmp)
 static char *
 build_head(struct wd_wsgi_req *rq, size_t *len)
 {
-    Py_ssize_t n = PyList_GET_SIZE(rq->headers), slen;
+    /* own references: building may allocate, so a finalizer (or another
+       thread, given the GIL) may run start_response(exc_info), which
+       puts a new list and status in place of these */
+    PyObject *headers = rq->headers, *status = rq->status;
+    Py_ssize_t n = PyList_GET_SIZE(headers), slen;
     struct wd_resp_header hstack[HEAD_STACK_HEADERS], *h = hstack;
     PyObject *stmp, *encstack[2 * HEAD_STACK_HEADERS], **enc = encstack;
     const char *st;
     char *head = NULL;
     int no_body;
 
+    Py_INCREF(headers);
+    Py_INCREF(status);
     /* encoding errors (non-latin-1) happen before anything is sent */
-    if ((st = latin1_view(rq->status, &slen, &stmp)) == NULL)
+    if ((st = latin1_view(status, &slen, &stmp)) == NULL) {
+        Py_DECREF(headers);
+        Py_DECREF(status);
         return NULL;
+    }
     no_body = !wd_response_status_has_body(st, (size_t)slen);
     /* a TERM may have arrived while the app ran (SPEC.md 4.4 c) */
     if (wd_task_stopping(rq->t))
@@ -356,11 +365,13 @@ build_head(struct wd_wsgi_req *rq, size_t *len)
         ((h = calloc((size_t)n, sizeof *h)) == NULL ||
          (enc = calloc(2 * (size_t)n, sizeof *enc)) == NULL)) {
         PyErr_NoMemory();
+        if (enc == encstack)
+            enc = NULL; /* nothing in it to release */
         goto finally;
     }
     memset(enc, 0, 2 * (size_t)n * sizeof *enc);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *pair = PyList_GET_ITEM(rq->headers, i);
+        PyObject *pair = PyList_GET_ITEM(headers, i);
         PyObject *name = PyTuple_GET_ITEM(pair, 0);
         Py_ssize_t nl, vl;
         const char *np, *vp;
@@ -392,7 +403,7 @@ build_head(struct wd_wsgi_req *rq, size_t *len)
     if (head == NULL)
         PyErr_NoMemory();
     else
-        rq->t->status = status_code(rq->status);
+        rq->t->status = status_code(status);
 
 finally:
     for (Py_ssize_t i = 0; enc != NULL && i < 2 * n; i++)
@@ -402,6 +413,8 @@ finally:
     if (h != hstack)
         free(h);
     Py_XDECREF(stmp);
+    Py_DECREF(headers);
+    Py_DECREF(status);
     return head;
 }
 

@@ -529,5 +529,15 @@ wd_wsgi_env_detach(struct wd_wsgi_req *rq)
 {
     if (rq->discon != NULL)
         ((struct discon *)rq->discon)->t = NULL;
-    wd_wsgi_input_detach(rq->input);
+    if (rq->input != NULL) {
+        /* the references the bridge knows of: its own, the environ's */
+        PyObject *in_env = rq->environ == NULL
+                               ? NULL
+                               : PyDict_GetItemWithError(
+                                     rq->environ, wd_wsgi.keys[WK_WSGI_INPUT]);
+
+        PyErr_Clear();
+        wd_wsgi_input_detach(rq->input,
+                             Py_REFCNT(rq->input) > 1 + (in_env == rq->input));
+    }
 }

@@ -275,6 +275,9 @@ wd_wsgi_file_send(struct wd_wsgi_req *rq, PyObject *result)
         rq->resp.has_cl = 1;
         rq->resp.cl = size;
     }
+    /* the file is the whole body: a write() meanwhile (another thread,
+       the file's own read) finds the length used up */
+    rq->resp.written = (uint64_t)size;
     if (wd_wsgi_write_head(rq) < 0)
         return -1;
     if (!rq->resp.has_body) {

@@ -100,7 +100,9 @@ void wd_wsgi_env_detach(struct wd_wsgi_req *rq);
 /* wsgi_io.c: wsgi.input over a request body (BUF may be NULL). */
 int wd_wsgi_input_init(void);
 PyObject *wd_wsgi_input_new(struct wd_buf *buf);
-void wd_wsgi_input_detach(PyObject *input);
+/* The task is over: a memory body's input reads as closed; a spilled
+ * body's file is closed now unless HELD (others hold references too). */
+void wd_wsgi_input_detach(PyObject *input, int held);
 
 /* wsgi_file.c: the wsgi.file_wrapper type and its fast path. */
 int wd_wsgi_file_init(void);

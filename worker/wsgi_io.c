@@ -82,14 +82,21 @@ wd_wsgi_input_new(struct wd_buf *buf)
 }
 
 void
-wd_wsgi_input_detach(PyObject *obj)
+wd_wsgi_input_detach(PyObject *obj, int held)
 {
     struct input *in = (struct input *)obj;
 
     if (in == NULL)
         return;
     if (Py_TYPE(obj) != &input_type) { /* a spilled body's file */
-        PyObject *r = PyObject_CallMethod(obj, "close", NULL);
+        PyObject *r;
+
+        /* held by the app too (kept, or being read in another thread:
+           io's readline is not safe against a close from here): it
+           closes when the last reference goes */
+        if (held)
+            return;
+        r = PyObject_CallMethod(obj, "close", NULL);
 
         Py_XDECREF(r);
         PyErr_Clear();

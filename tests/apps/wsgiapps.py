@@ -6,6 +6,7 @@ only, read() with a size) so that tests/apps/validated.py can also serve
 them wrapped in wsgiref.validate.validator; the others break a rule on
 purpose to exercise the server's error paths.
 """
+import gc
 import io
 import os
 import sys
@@ -764,6 +765,90 @@ def input_seek_limits(environ, start_response):
         f.seek(0)
     start_response("200 OK", list(TEXT))
     return ["\n".join(out).encode()]
+
+
+_KEPT_INPUT = []
+
+
+def input_keep(environ, start_response):
+    """Keeps wsgi.input past the request (a thread could be reading it:
+    a spilled body's file must not be closed under its reader)."""
+    _KEPT_INPUT.append(environ["wsgi.input"])
+    start_response("200 OK", list(TEXT))
+    return [b"kept"]
+
+
+def input_kept_read(environ, start_response):
+    f = _KEPT_INPUT.pop()
+    try:
+        f.seek(0)
+        body = f.read()
+        out = b"%d %s" % (len(body), body[:10])
+    except Exception as e:
+        out = f"{type(e).__name__}: {e}".encode()
+    start_response("200 OK", list(TEXT))
+    return [out]
+
+
+class _RestartsWhenCollected:
+    """Its __del__, run by the collector inside an allocation, calls
+    start_response(exc_info) while the head is being built."""
+
+    def __init__(self, sr):
+        self.sr = sr
+        self.cycle = self
+
+    def __del__(self):
+        gc.set_threshold(*_GC_THRESHOLD)
+        try:
+            raise KeyError("x")
+        except KeyError:
+            try:
+                self.sr("500 Replaced", [("X-New", "n")], sys.exc_info())
+            except Exception:
+                pass
+
+
+_GC_THRESHOLD = gc.get_threshold()
+
+
+class _CollectsOnNext:
+    def __init__(self, sr):
+        self.sr, self.done = sr, False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.done:
+            raise StopIteration
+        self.done = True
+        _RestartsWhenCollected(self.sr)
+        gc.set_threshold(1)
+        return b"data"
+
+
+def head_while_collecting(environ, start_response):
+    v = "v" * 60
+    start_response("200 OK", [("X-A", v), ("X-\u00c4rger", v), ("X-C", v),
+                              ("Content-Length", "4")])
+    return _CollectsOnNext(start_response)
+
+
+class _ReadWrites(io.BytesIO):
+    W = None
+
+    def read(self, size=-1):
+        if _ReadWrites.W is not None:
+            w, _ReadWrites.W = _ReadWrites.W, None
+            w(b"EXTRA")
+        return super().read(size)
+
+
+def file_wrapper_read_writes(environ, start_response):
+    """write() from the file's read(): the file is the whole body."""
+    _ReadWrites.W = start_response("200 OK", list(TEXT))
+    return environ["wsgi.file_wrapper"](_ReadWrites(b"B" * 3000), 1024)
 
 
 def dispatch(environ, start_response):

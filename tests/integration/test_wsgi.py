@@ -794,6 +794,33 @@ def test_access_log_remote_user_keeps_every_byte(server_factory, tmp_path):
         "127.0.0.1 - alice", '127.0.0.1 - a\\x00b\\"c']
 
 
+def test_kept_spilled_input_is_not_closed_under_its_holder(server_factory):
+    # a spilled body's file held by the app past the request (as a thread
+    # reading it would: closing it then was a use-after-free inside io's
+    # readline) closes when the app lets go, not at the task's end
+    srv = server_factory("wsgiapps:dispatch", args=["--inbuf-overflow=1000"])
+    body = b"line of text\n" * 1600
+    raw = b"POST /input_keep HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    assert split(fetch(srv, raw))[2] == b"kept"
+    assert split(get(srv, "/input_kept_read"))[2] == b"20800 line of te"
+
+
+def test_head_built_while_a_finalizer_restarts_the_response(srv):
+    # the collector runs __del__ inside the head's allocations; its
+    # start_response(exc_info) used to free the headers under build_head
+    resp = get(srv, "/head_while_collecting")
+    assert resp.count(b"HTTP/1.1 ") == 1
+    assert "was sent SIG" not in srv.log() and "exited with code" not in srv.log()
+    assert get(srv, "/one_item").startswith(b"HTTP/1.1 200 OK")
+
+
+def test_file_wrapper_read_that_writes_stays_in_the_length(srv):
+    status, headers, body = split(get(srv, "/file_wrapper_read_writes"))
+    assert hmap(headers)["content-length"] == "3000"
+    assert body == b"B" * 3000
+    assert wait_log(srv, "application-written content exceeded the number of bytes")
+
+
 def test_keyboard_interrupt_after_headers_cuts(srv):
     status, headers, body = split(get(srv, "/keyboard_interrupt_after"))
     assert status == "HTTP/1.1 200 OK" and body == b"5\r\nfirst\r\n"

@@ -99,6 +99,7 @@ struct wd_channel {
     struct out_entry *out_tail; /* under lock */
     uint64_t total_out;         /* under lock: bytes pending */
     uint64_t current_count;     /* under lock: bytes into the tail buffer */
+    struct wd_conn_gone *gone;  /* under lock; NULL until asked for */
     int connected;              /* under lock: 0 once closed */
     int sfd;                    /* the socket, for senders: valid while
                                    connected (the loop clears connected
@@ -233,6 +234,7 @@ free_channel(struct wd_channel *ch)
     pthread_mutex_lock(&ch->lock);
     out_clear(ch);
     pthread_mutex_unlock(&ch->lock);
+    wd_conn_gone_release(ch->gone);
     pthread_cond_destroy(&ch->drained);
     pthread_mutex_destroy(&ch->lock);
     free(ch);
@@ -248,6 +250,8 @@ wd_channel_close(struct wd_channel *ch)
            a thread waiting for room: both see connected == 0 */
         pthread_mutex_lock(&ch->lock);
         ch->connected = 0;
+        if (ch->gone != NULL)
+            __atomic_store_n(&ch->gone->gone, 1, __ATOMIC_RELAXED);
         out_clear(ch);
         pthread_cond_broadcast(&ch->drained);
         pthread_mutex_unlock(&ch->lock);
@@ -1154,6 +1158,30 @@ wd_task_client_disconnected(struct wd_task *t)
     gone = !ch->connected;
     pthread_mutex_unlock(&ch->lock);
     return gone;
+}
+
+struct wd_conn_gone *
+wd_task_conn_gone(struct wd_task *t)
+{
+    struct wd_channel *ch = t->ch;
+    struct wd_conn_gone *g;
+
+    pthread_mutex_lock(&ch->lock);
+    if (ch->gone == NULL && (ch->gone = calloc(1, sizeof *ch->gone)) != NULL) {
+        ch->gone->refs = 1; /* the channel's */
+        ch->gone->gone = !ch->connected;
+    }
+    if ((g = ch->gone) != NULL)
+        __atomic_add_fetch(&g->refs, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&ch->lock);
+    return g;
+}
+
+void
+wd_conn_gone_release(struct wd_conn_gone *g)
+{
+    if (g != NULL && __atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(g);
 }
 
 int

@@ -106,6 +106,21 @@ int wd_task_wait_writable(struct wd_task *t);
 int wd_task_client_disconnected(struct wd_task *t);
 
 /*
+ * Whether the connection has closed, for a waitress.client_disconnected
+ * the app keeps past its request (waitress answers "not connected" then).
+ * Shared by the channel and each holder; `gone` is read and set
+ * atomically.
+ */
+struct wd_conn_gone {
+    int refs;
+    int gone;
+};
+
+/* A new reference to T's connection flag, or NULL without memory. */
+struct wd_conn_gone *wd_task_conn_gone(struct wd_task *t);
+void wd_conn_gone_release(struct wd_conn_gone *g);
+
+/*
  * Nonzero once the worker is stopping gracefully (SPEC.md 4.4) and this
  * task's response is the connection's last: no complete request waits
  * behind it.  It can turn on while the app runs (TERM), so the bridge

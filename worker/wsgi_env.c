@@ -52,6 +52,7 @@ static const char *const key_names[WK_COUNT] = {
 struct discon {
     PyObject_HEAD
     struct wd_task *t; /* NULL once the task is over */
+    struct wd_conn_gone *gone; /* then, when kept by the app */
 };
 
 static PyObject *
@@ -62,13 +63,17 @@ discon_call(PyObject *self, PyObject *args, PyObject *kw)
     if (!_PyArg_NoKeywords("client_disconnected", kw) ||
         !PyArg_ParseTuple(args, ":client_disconnected"))
         return NULL;
-    /* after the task the connection may be gone: nothing to report */
-    return PyBool_FromLong(d->t != NULL && wd_task_client_disconnected(d->t));
+    if (d->t != NULL)
+        return PyBool_FromLong(wd_task_client_disconnected(d->t));
+    /* kept past its request: whether the connection has closed since */
+    return PyBool_FromLong(d->gone != NULL &&
+                           __atomic_load_n(&d->gone->gone, __ATOMIC_RELAXED));
 }
 
 static void
 discon_dealloc(PyObject *self)
 {
+    wd_conn_gone_release(((struct discon *)self)->gone);
     PyObject_Free(self);
 }
 
@@ -502,6 +507,7 @@ wd_wsgi_environ(struct wd_wsgi_req *rq, const char **bad_header,
         NULL)
         goto finally;
     ((struct discon *)rq->discon)->t = rq->t;
+    ((struct discon *)rq->discon)->gone = NULL;
     /* sys.stderr now (the app may replace it): PySys_GetObject without
      * making a str of the name each time */
     errors = PyDict_GetItemWithError(sys_dict, str_stderr); /* borrowed */
@@ -527,8 +533,21 @@ finally:
 void
 wd_wsgi_env_detach(struct wd_wsgi_req *rq)
 {
-    if (rq->discon != NULL)
-        ((struct discon *)rq->discon)->t = NULL;
+    if (rq->discon != NULL) {
+        struct discon *d = (struct discon *)rq->discon;
+        PyObject *in_env = rq->environ == NULL
+                               ? NULL
+                               : PyDict_GetItemWithError(
+                                     rq->environ,
+                                     wd_wsgi.keys[WK_CLIENT_DISCONNECTED]);
+
+        PyErr_Clear();
+        /* kept by the app (more holders than the bridge and the
+           environ): it will want to know when the connection closes */
+        if (Py_REFCNT(rq->discon) > 1 + (in_env == rq->discon))
+            d->gone = wd_task_conn_gone(rq->t);
+        d->t = NULL;
+    }
     if (rq->input != NULL) {
         /* the references the bridge knows of: its own, the environ's */
         PyObject *in_env = rq->environ == NULL

@@ -851,6 +851,22 @@ def file_wrapper_read_writes(environ, start_response):
     return environ["wsgi.file_wrapper"](_ReadWrites(b"B" * 3000), 1024)
 
 
+_KEPT_CHECK = []
+
+
+def discon_keep(environ, start_response):
+    _KEPT_CHECK.append(environ["waitress.client_disconnected"])
+    start_response("200 OK", list(TEXT))
+    return [b"kept"]
+
+
+def discon_kept(environ, start_response):
+    """The check kept from an earlier request: whether its connection
+    has closed since (waitress: not channel.connected)."""
+    start_response("200 OK", list(TEXT))
+    return [str(_KEPT_CHECK.pop()()).encode()]
+
+
 def dispatch(environ, start_response):
     """Serve every app above from one server: /NAME[/...] runs NAME."""
     name = environ["PATH_INFO"].lstrip("/").split("/", 1)[0]

@@ -821,6 +821,19 @@ def test_file_wrapper_read_that_writes_stays_in_the_length(srv):
     assert wait_log(srv, "application-written content exceeded the number of bytes")
 
 
+def test_kept_client_disconnected_tells_whether_its_connection_closed(srv):
+    # kept past its request, it answered False forever
+    with srv.connect() as s:
+        s.sendall(b"GET /discon_keep HTTP/1.1\r\n\r\n")
+        assert read_response(s)[2] == b"kept"
+        s.sendall(b"GET /discon_kept HTTP/1.1\r\n\r\n")  # same, still open
+        assert read_response(s)[2] == b"False"
+    # the server closed that one before the client saw its EOF
+    data = srv.request(b"GET /discon_keep HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert split(data)[2] == b"kept"
+    assert split(get(srv, "/discon_kept"))[2] == b"True"
+
+
 def test_keyboard_interrupt_after_headers_cuts(srv):
     status, headers, body = split(get(srv, "/keyboard_interrupt_after"))
     assert status == "HTTP/1.1 200 OK" and body == b"5\r\nfirst\r\n"

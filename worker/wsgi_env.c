@@ -549,8 +549,9 @@ wd_wsgi_env_detach(struct wd_wsgi_req *rq)
         d->t = NULL;
     }
     if (rq->input != NULL) {
-        /* the references the bridge knows of: its own, the environ's */
-        PyObject *in_env = rq->environ == NULL
+        /* the references the bridge knows of: its own, the environ's
+           (only a spilled body's file cares) */
+        PyObject *in_env = rq->environ == NULL || Py_REFCNT(rq->input) == 1
                                ? NULL
                                : PyDict_GetItemWithError(
                                      rq->environ, wd_wsgi.keys[WK_WSGI_INPUT]);

@@ -1408,6 +1408,33 @@ print_python_error(void)
     fflush(stderr);
 }
 
+/*
+ * sys.executable of an embedded interpreter is "" (or waitressd itself,
+ * found on PATH): multiprocessing's spawn and forkserver, and
+ * subprocess.run([sys.executable, ...]), then fail or start waitressd.
+ * Point it at the interpreter of the same installation, as an app run
+ * by waitress-serve sees it, when that file exists.
+ */
+static void
+set_executable(void)
+{
+    static const char code[] =
+        "import os, sys\n"
+        "p = os.path.join(sys.exec_prefix, 'bin',\n"
+        "                 'python%d.%d' % sys.version_info[:2])\n"
+        "if os.access(p, os.X_OK):\n"
+        "    sys.executable = sys._base_executable = p\n";
+    PyObject *g = PyDict_New(), *r = NULL;
+
+    if (g != NULL &&
+        PyDict_SetItemString(g, "__builtins__", PyEval_GetBuiltins()) == 0)
+        r = PyRun_String(code, Py_file_input, g, g);
+    if (r == NULL)
+        PyErr_Clear(); /* left as it was */
+    Py_XDECREF(r);
+    Py_XDECREF(g);
+}
+
 static int
 start_python(const struct wd_config *cfg)
 {
@@ -1437,6 +1464,7 @@ start_python(const struct wd_config *cfg)
         fprintf(stderr, "waitressd: sys.path is missing\n");
         return -1;
     }
+    set_executable();
     for (size_t i = 0; i < cfg->pythonpath.len; i++) {
         if ((item = PyUnicode_DecodeFSDefault(cfg->pythonpath.items[i])) ==
                 NULL ||
@@ -1482,8 +1510,13 @@ resolve_app(const char *name, int call, int print, char *err, size_t errlen)
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
     str = value ? PyObject_Str(value) : NULL;
+    /* as print() to stderr writes it: a lone surrogate (an undecodable
+       file name) as \udcff */
     if (str != NULL)
-        reason = PyUnicode_AsUTF8(str);
+        Py_SETREF(str, PyUnicode_AsEncodedString(str, "utf-8",
+                                                 "backslashreplace"));
+    if (str != NULL)
+        reason = PyBytes_AS_STRING(str);
     if (reason == NULL) {
         PyErr_Clear();
         reason = "unknown error";

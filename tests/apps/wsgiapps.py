@@ -867,6 +867,16 @@ def discon_kept(environ, start_response):
     return [str(_KEPT_CHECK.pop()()).encode()]
 
 
+def python_executable(environ, start_response):
+    """sys.executable runs Python (multiprocessing's spawn needs it)."""
+    import subprocess
+
+    r = subprocess.run([sys.executable, "-c", "print(6 * 7)"],
+                       capture_output=True, timeout=20)
+    start_response("200 OK", list(TEXT))
+    return [b"%s %s" % (sys.executable.encode(), r.stdout.strip())]
+
+
 def dispatch(environ, start_response):
     """Serve every app above from one server: /NAME[/...] runs NAME."""
     name = environ["PATH_INFO"].lstrip("/").split("/", 1)[0]

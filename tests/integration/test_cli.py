@@ -458,6 +458,16 @@ def test_check_reports_an_unimportable_app():
         "No module named 'no_such_module_wd'")
 
 
+def test_unimportable_app_reason_keeps_a_lone_surrogate(tmp_path):
+    # an undecodable file name in the message (a surrogate escape) gave
+    # "unknown error"; waitress-serve prints it backslash-escaped
+    (tmp_path / "surrogate_wd.py").write_text('raise ValueError("bad \\udcff name")\n')
+    r = run("-t", "--listen=127.0.0.1:0", f"--pythonpath={tmp_path}", "surrogate_wd:app")
+    assert r.returncode == 1
+    assert ("Cannot import WSGI application 'surrogate_wd:app': bad \\udcff name"
+            in r.stderr), r.stderr
+
+
 def test_app_from_config_file(tmp_path):
     conf = tmp_path / "w.conf"
     conf.write_text(f'app = "no_such_module_wd:app";\nlisten = "127.0.0.1:0";\n')

@@ -834,6 +834,13 @@ def test_kept_client_disconnected_tells_whether_its_connection_closed(srv):
     assert split(get(srv, "/discon_kept"))[2] == b"True"
 
 
+def test_sys_executable_is_the_python_interpreter(srv):
+    # it was "" (or waitressd itself when on PATH)
+    exe, out = split(get(srv, "/python_executable"))[2].split(b" ")
+    assert out == b"42"
+    assert re.search(rb"/python3\.\d+$", exe), exe
+
+
 def test_keyboard_interrupt_after_headers_cuts(srv):
     status, headers, body = split(get(srv, "/keyboard_interrupt_after"))
     assert status == "HTTP/1.1 200 OK" and body == b"5\r\nfirst\r\n"

@@ -530,34 +530,36 @@ finally:
     return rc;
 }
 
+/*
+ * Whether the app holds OBJ (the bridge's environ value under KEY) past
+ * the request: more references than the bridge's own and the environ's.
+ */
+static int
+held_by_app(struct wd_wsgi_req *rq, PyObject *obj, int key)
+{
+    PyObject *in_env;
+
+    if (Py_REFCNT(obj) == 1)
+        return 0; /* only the bridge: no lookup */
+    in_env = rq->environ == NULL
+                 ? NULL
+                 : PyDict_GetItemWithError(rq->environ, wd_wsgi.keys[key]);
+    PyErr_Clear();
+    return Py_REFCNT(obj) > 1 + (in_env == obj);
+}
+
 void
 wd_wsgi_env_detach(struct wd_wsgi_req *rq)
 {
     if (rq->discon != NULL) {
         struct discon *d = (struct discon *)rq->discon;
-        PyObject *in_env = rq->environ == NULL
-                               ? NULL
-                               : PyDict_GetItemWithError(
-                                     rq->environ,
-                                     wd_wsgi.keys[WK_CLIENT_DISCONNECTED]);
 
-        PyErr_Clear();
-        /* kept by the app (more holders than the bridge and the
-           environ): it will want to know when the connection closes */
-        if (Py_REFCNT(rq->discon) > 1 + (in_env == rq->discon))
+        /* kept: it will want to know when the connection closes */
+        if (held_by_app(rq, rq->discon, WK_CLIENT_DISCONNECTED))
             d->gone = wd_task_conn_gone(rq->t);
         d->t = NULL;
     }
-    if (rq->input != NULL) {
-        /* the references the bridge knows of: its own, the environ's
-           (only a spilled body's file cares) */
-        PyObject *in_env = rq->environ == NULL || Py_REFCNT(rq->input) == 1
-                               ? NULL
-                               : PyDict_GetItemWithError(
-                                     rq->environ, wd_wsgi.keys[WK_WSGI_INPUT]);
-
-        PyErr_Clear();
+    if (rq->input != NULL)
         wd_wsgi_input_detach(rq->input,
-                             Py_REFCNT(rq->input) > 1 + (in_env == rq->input));
-    }
+                             held_by_app(rq, rq->input, WK_WSGI_INPUT));
 }

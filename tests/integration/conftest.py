@@ -21,10 +21,20 @@ PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
 BAD_LOG_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "[CRITICAL]", "Segmentation fault")
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on, never one handed out before in
+    this run: the kernel gives a just-closed port again readily, and two
+    ports asked for one server (listen and stats) must differ."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def run(*args, timeout=20, **kw):

@@ -367,12 +367,17 @@ record_prefix(char *out, size_t cap)
 static _Thread_local char *defer_buf;
 static _Thread_local size_t defer_len;
 static _Thread_local int defer_paused;
+/* the loop thread's, for a signal handler on whichever thread it runs */
+static char **_Atomic signal_buf;
+static size_t *_Atomic signal_len;
 
 void
 wd_log_defer(void)
 {
     if (defer_buf == NULL)
         defer_buf = malloc(DEFER_CAP);
+    signal_len = &defer_len;
+    signal_buf = &defer_buf;
 }
 
 void
@@ -388,9 +393,14 @@ void
 wd_log_flush_signal(void)
 {
     /* async-signal-safe: one write(2) of what is complete (defer_len is
-       raised only after a record is copied in), no state changed */
-    if (defer_buf != NULL && defer_len > 0)
-        write_all(wd_log_error_fd(), defer_buf, defer_len);
+       raised only after a record is copied in), no state changed.  The
+       buffer is the deferring thread's: the kernel hands the signal to
+       the process's main thread, which never defers. */
+    char **buf = signal_buf;
+    size_t *len = signal_len;
+
+    if (buf != NULL && len != NULL && *buf != NULL && *len > 0)
+        write_all(wd_log_error_fd(), *buf, *len);
 }
 
 void
@@ -405,6 +415,10 @@ void
 wd_log_undefer(void)
 {
     wd_log_flush();
+    if (signal_buf == &defer_buf) {
+        signal_buf = NULL;
+        signal_len = NULL;
+    }
     free(defer_buf);
     defer_buf = NULL;
 }

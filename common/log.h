@@ -70,8 +70,9 @@ void wd_log_undefer(void);
 /* Nonzero: write at once for now (what waits is written first); 0: defer
  * again.  For app code run on the loop thread, which may outlive it. */
 void wd_log_defer_pause(int paused);
-/* From a signal handler on the deferring thread: write what is waiting
- * (async-signal-safe; for a handler that ends the process). */
+/* From a signal handler on any thread: write what the (last) deferring
+ * thread has waiting (async-signal-safe; for a handler that ends the
+ * process, as that thread may be stuck mid-record). */
 void wd_log_flush_signal(void);
 
 /* One record.  MESSAGE may contain newlines (tracebacks follow it). */

@@ -98,6 +98,7 @@ reset_slot(struct wd_sb_slot *s, uint32_t generation)
     atomic_store_explicit(&s->connections, 0, RELAXED);
     atomic_store_explicit(&s->accept_state, WD_SB_ACCEPT_OFF, RELAXED);
     atomic_store_explicit(&s->retiring, 0, RELAXED);
+    atomic_store_explicit(&s->kick_tid, 0, RELAXED);
     atomic_store_explicit(&s->full_since_ms, 0, RELAXED);
     atomic_store_explicit(&s->active_ms, 0, RELAXED);
     atomic_store_explicit(&s->heartbeat_ms, wd_sb_now_ms(), RELAXED);
@@ -165,6 +166,12 @@ void
 wd_sb_set_threads(struct wd_sb_slot *s, uint32_t n)
 {
     atomic_store_explicit(&s->threads, n, RELAXED);
+}
+
+void
+wd_sb_set_kick_tid(struct wd_sb_slot *s, int32_t tid)
+{
+    atomic_store_explicit(&s->kick_tid, tid, RELAXED);
 }
 
 void
@@ -246,6 +253,7 @@ wd_sb_read(const struct wd_sb_slot *s, struct wd_sb_info *out)
     out->connections = atomic_load_explicit(&m->connections, RELAXED);
     out->accept_state = atomic_load_explicit(&m->accept_state, RELAXED);
     out->retiring = atomic_load_explicit(&m->retiring, RELAXED);
+    out->kick_tid = atomic_load_explicit(&m->kick_tid, RELAXED);
     out->heartbeat_ms = atomic_load_explicit(&m->heartbeat_ms, RELAXED);
     out->full_since_ms = atomic_load_explicit(&m->full_since_ms, RELAXED);
     out->started_at = atomic_load_explicit(&m->started_at, RELAXED);

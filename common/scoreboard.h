@@ -60,6 +60,9 @@ struct wd_sb_slot {
     _Atomic uint32_t connections;    /* worker loop: open channels */
     _Atomic uint32_t accept_state;   /* enum wd_sb_accept; worker loop */
     _Atomic uint32_t retiring;       /* worker: stopping for max_requests */
+    _Atomic int32_t kick_tid;        /* worker: the thread a sibling's
+                                        fair-accept kick goes to (one
+                                        that never runs the app), or 0 */
     _Atomic int64_t heartbeat_ms;    /* worker loop, CLOCK_MONOTONIC */
     _Atomic int64_t full_since_ms;   /* worker loop: every thread taken
                                         since (heartbeat clock), or 0 */
@@ -130,6 +133,7 @@ int64_t wd_sb_now_ms(void);
 /* Worker setters: relaxed stores / adds on its own slot. */
 void wd_sb_set_state(struct wd_sb_slot *s, enum wd_sb_state state);
 void wd_sb_set_threads(struct wd_sb_slot *s, uint32_t n);
+void wd_sb_set_kick_tid(struct wd_sb_slot *s, int32_t tid);
 void wd_sb_set_queue_depth(struct wd_sb_slot *s, uint32_t n);
 void wd_sb_set_connections(struct wd_sb_slot *s, uint32_t n);
 void wd_sb_set_accept(struct wd_sb_slot *s, enum wd_sb_accept state);
@@ -149,6 +153,7 @@ struct wd_sb_info {
     int32_t pid;
     uint32_t generation, state, threads, queue_depth, busy_threads;
     uint32_t connections, accept_state, retiring;
+    int32_t kick_tid;
     int64_t heartbeat_ms, full_since_ms, started_at;
     uint64_t requests, bytes_in, bytes_out, exceptions;
 };

@@ -45,7 +45,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -272,17 +271,9 @@ relief_main(void *arg)
     int seen = 0, idle = 0, waited = 0, quick = 0;
     uint64_t last_wait = 0;
     int64_t last_at = 0;
-    sigset_t mask;
 
-    /* the process's asynchronous signals land here, never in an app the
-       home thread runs (an interrupted C call in an app or a driver may
-       not retry); the evsignal handler only wakes whoever runs the loop.
-       SIGABRT stays with the home thread: its handler writes the home
-       thread's deferred log records (worker.c) */
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGABRT);
-    pthread_sigmask(SIG_SETMASK, &mask, NULL);
-
+    if (in->ops.relief_started != NULL)
+        in->ops.relief_started();
     pthread_mutex_lock(&in->lock);
     while (!in->stop) {
         int state;
@@ -409,15 +400,9 @@ free_in:
 int
 wd_inline_start(struct wd_inline *in)
 {
-    sigset_t all, old;
     int rc;
 
-    /* created with every signal blocked; relief_main then takes the
-       asynchronous ones */
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
     rc = pthread_create(&in->relief, NULL, relief_main, in);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot start the relief thread: %s",
                strerror(rc));

@@ -34,6 +34,7 @@ struct wd_inline_ops {
     void (*post)(struct wd_task *t);   /* loop owner: give T to the pool */
     int (*chores_due)(void);           /* any thread: work for the GIL? */
     void (*chores)(void);              /* home, GIL held: do it */
+    void (*relief_started)(void);      /* relief: runs (may be NULL) */
 };
 
 struct wd_inline;
@@ -41,9 +42,7 @@ struct wd_inline;
 /* home (the loop thread): NULL on error. */
 struct wd_inline *wd_inline_new(struct event_base *base, struct wd_pool *pool,
                                 const struct wd_inline_ops *ops);
-/* home: start the relief thread, which takes the process's asynchronous
- * signals from then on (all but SIGABRT): the home thread, which runs
- * apps, keeps them blocked.  0, or -1. */
+/* home: start the relief thread.  0, or -1. */
 int wd_inline_start(struct wd_inline *in);
 
 /*

@@ -229,7 +229,12 @@ leave_to_sibling(struct wd_loop *l, enum kick kick)
         struct wd_sb_info info;
 
         wd_sb_read(wd_sb_slot(sb, best), &info);
-        if (info.pid > 0)
+        /* at its relief thread, which wakes the loop and nothing else
+           (a process-directed signal goes to the main thread, which
+           then takes the GIL to run the app's Python handlers) */
+        if (info.pid > 0 &&
+            (info.kick_tid <= 0 ||
+             tgkill(info.pid, info.kick_tid, FAIR_KICK_SIGNAL) != 0))
             kill(info.pid, FAIR_KICK_SIGNAL);
     }
     return 1;

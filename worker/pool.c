@@ -28,7 +28,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -127,12 +126,9 @@ thread_main(void *arg)
 {
     struct wd_pool *p = arg;
     struct wd_task *t;
-    sigset_t all;
 
-    /* signals belong to the loop thread (evsignal) */
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
-
+    /* the mask is the starter's: a process the app starts from this
+       thread inherits it (worker.c, take_signals) */
     if (p->ops.thread_start != NULL)
         p->ops.thread_start();
     pthread_mutex_lock(&p->lock);

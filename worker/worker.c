@@ -23,10 +23,12 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,9 +48,13 @@
 
 #define POOL_STOP_SECONDS 5.0
 
-static const int ignored_signals[] = {
-    SIGHUP, SIGTTIN, SIGTTOU, SIGWINCH, SIGUSR2, SIGPIPE,
-};
+/* SPEC.md 4.4's ignored signals.  TTIN, TTOU and PIPE by SIG_IGN; the
+   others by a handler that does nothing, because SIG_IGN outlives exec:
+   a process the app starts would ignore HUP, WINCH and USR2 for good.
+   (A handler for TTIN/TTOU would turn a background read or write of the
+   terminal into a loop of restarts; ignored, the kernel lets it go.) */
+static const int ignored_signals[] = {SIGTTIN, SIGTTOU, SIGPIPE};
+static const int idle_signals[] = {SIGHUP, SIGWINCH, SIGUSR2};
 static const int handled_signals[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1};
 
 static struct wd_sb_slot *own_slot;
@@ -144,6 +150,68 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
     }
 }
 
+/* The relief thread never runs the app: a sibling's kick goes there. */
+static void
+relief_started(void)
+{
+    if (own_slot != NULL)
+        wd_sb_set_kick_tid(own_slot, (int32_t)gettid());
+}
+
+static void
+idle_handler(int sig)
+{
+    (void)sig;
+}
+
+/* Every signal of SPEC.md 4.4 gets its disposition, and then the mask the
+ * fork left (all blocked, master.c) is cleared for good.  Every thread
+ * the worker or the app starts inherits that empty mask, and so does
+ * every process an app thread starts (subprocess keeps its caller's
+ * mask): blocked there, Popen.terminate() or `timeout` could not stop
+ * it.  Done before Python starts, so the app's import-time threads get
+ * it too.  A TERM or QUIT during the boot waits in libevent's socketpair
+ * until the loop runs, as it waited in the mask before.  Where the
+ * signals land: wd_worker_main. */
+static int
+take_signals(struct event_base *base, struct event **sigev, void *loop)
+{
+    struct sigaction sa;
+    sigset_t none;
+
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_IGN;
+    for (size_t i = 0; i < WD_ARRAY_LEN(ignored_signals); i++)
+        sigaction(ignored_signals[i], &sa, NULL);
+    sa.sa_handler = idle_handler;
+    sa.sa_flags = SA_RESTART;
+    for (size_t i = 0; i < WD_ARRAY_LEN(idle_signals); i++)
+        sigaction(idle_signals[i], &sa, NULL);
+    sa.sa_sigaction = abort_handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGABRT, &sa, NULL);
+    for (size_t i = 0; i < WD_ARRAY_LEN(handled_signals); i++) {
+        sigev[i] = evsignal_new(base, handled_signals[i], signal_cb, loop);
+        if (sigev[i] == NULL || event_add(sigev[i], NULL) != 0) {
+            wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot watch signal %d",
+                   handled_signals[i]);
+            return -1;
+        }
+    }
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    return 0;
+}
+
+static void
+free_signals(struct event **sigev, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (sigev[i] != NULL)
+            event_free(sigev[i]);
+}
+
 static void
 libevent_log_cb(int severity, const char *msg)
 {
@@ -158,9 +226,25 @@ close_fds(const int *fds, size_t nfds)
         close(fds[i]);
 }
 
-int
-wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
-               int slot, int ready_fd)
+/* What the home thread needs, from the boot on the main thread. */
+struct home {
+    const struct wd_config *cfg;
+    struct event_base *base;
+    struct event **sigev;
+    size_t nsigev;
+    struct wd_loop *loop;
+    int ready_fd;
+    int done_fd; /* eventfd: the home thread has finished */
+    int rc;
+};
+
+/*
+ * The home thread: the event loop, the requests it runs itself
+ * (inline.c), the pool and the relief thread.  Not the process's main
+ * thread, which is Python's (see wd_worker_main).
+ */
+static void *
+home_main(void *arg)
 {
     static const struct wd_pool_ops ops = {
         .thread_start = wd_wsgi_thread_start,
@@ -171,26 +255,117 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
         .done = wd_task_done,
         .discard = wd_task_discard,
     };
-    struct event *sigev[WD_ARRAY_LEN(handled_signals)] = {0};
     static const struct wd_inline_ops inline_ops = {
-        .enter = wd_wsgi_home_enter,
-        .leave = wd_wsgi_home_leave,
+        .enter = wd_wsgi_enter,
+        .leave = wd_wsgi_leave,
         .run = run_task,
         .finish = wd_task_finish,
         .done = wd_task_done,
         .post = wd_task_post,
         .chores_due = wd_wsgi_released_pending,
         .chores = wd_wsgi_drop_released,
+        .relief_started = relief_started,
     };
-    struct event_base *base = NULL;
+    struct home *h = arg;
+    const struct wd_config *cfg = h->cfg;
+    struct event_base *base = h->base;
+    struct wd_loop *loop = h->loop;
     struct wd_pool *pool = NULL;
     struct wd_inline *inl = NULL;
-    struct wd_loop loop;
-    sigset_t abrt;
+    uint64_t one = 1;
     unsigned left;
     int rc;
 
-    struct sigaction sa;
+    wd_wsgi_thread_start(); /* a thread state of its own */
+    loop->sb = own_slot;
+    loop->max_requests = request_limit(cfg);
+    pool = wd_pool_new((unsigned)cfg->threads, &ops);
+    if (pool == NULL || wd_pool_start(pool) != 0) {
+        wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot start the thread pool");
+        rc = WD_EXIT_BOOT;
+        goto cleanup;
+    }
+    loop->pool = pool;
+    inl = wd_inline_new(base, pool, &inline_ops);
+    if (inl == NULL || wd_inline_start(inl) != 0) {
+        wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot start the relief thread");
+        rc = WD_EXIT_BOOT;
+        goto cleanup;
+    }
+    loop->inl = inl;
+    if (own_slot != NULL)
+        wd_sb_set_threads(own_slot, (uint32_t)cfg->threads);
+    wd_loop_start_heartbeat(loop);
+
+    if (h->ready_fd >= 0) {
+        if (write(h->ready_fd, "R", 1) != 1)
+            wd_log(WD_LOG_WARNING, WD_CAT_SERVER, "ready pipe: %s",
+                   strerror(errno));
+        close(h->ready_fd);
+    }
+
+    /* one iteration at a time, so that the loop's log records of the
+       iteration go out in one write (wd_log_defer), and the requests it
+       kept run between iterations (worker/inline.c) */
+    wd_log_defer();
+    for (;;) {
+        int flags = EVLOOP_ONCE;
+
+        if (wd_inline_pending(inl))
+            flags |= EVLOOP_NONBLOCK; /* kept requests are waiting */
+        if (event_base_loop(base, flags) != 0 || event_base_got_exit(base) ||
+            event_base_got_break(base))
+            break;
+        wd_log_flush();
+        if (wd_inline_run(inl))
+            break; /* the loop ended while the relief thread ran it */
+        wd_log_flush();
+    }
+    wd_log_undefer();
+    wd_inline_free(inl);
+    inl = NULL;
+    loop->inl = NULL;
+    left = wd_pool_stop(pool, POOL_STOP_SECONDS);
+    if (left > 0) {
+        /* threads still run the app and use channels: leave it all */
+        wd_log(WD_LOG_INFO, WD_CAT_MASTER, "Worker exiting (pid: %ld)",
+               (long)getpid());
+        h->rc = WD_EXIT_OK;
+        goto done;
+    }
+    wd_pool_free(pool);
+    pool = NULL;
+    rc = WD_EXIT_OK;
+    wd_wsgi_shutdown();
+    wd_log(WD_LOG_INFO, WD_CAT_MASTER, "Worker exiting (pid: %ld)",
+           (long)getpid());
+
+cleanup:
+    wd_inline_free(inl);
+    if (pool != NULL) {
+        wd_pool_stop(pool, POOL_STOP_SECONDS);
+        wd_pool_free(pool);
+    }
+    wd_loop_cleanup(loop);
+    free_signals(h->sigev, h->nsigev);
+    event_base_free(base);
+    h->rc = rc;
+done:
+    if (write(h->done_fd, &one, sizeof one) != sizeof one)
+        _exit(h->rc); /* nobody would hear of the end */
+    return NULL;
+}
+
+int
+wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
+               int slot, int ready_fd)
+{
+    struct event *sigev[WD_ARRAY_LEN(handled_signals)] = {0};
+    struct event_base *base = NULL;
+    struct wd_loop loop;
+    struct home h;
+    pthread_t home;
+    int rc;
 
     /* the master's death stops us gracefully: the port is released at
      * once and no orphan keeps serving (issue 7).  (The master may be
@@ -215,119 +390,58 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
      * 4 MiB free per arena; map only blocks of 1 MiB and more. */
     mallopt(M_TRIM_THRESHOLD, 4 << 20);
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
-    for (size_t i = 0; i < WD_ARRAY_LEN(ignored_signals); i++)
-        signal(ignored_signals[i], SIG_IGN);
     event_set_log_callback(libevent_log_cb);
-
-    if ((rc = wd_wsgi_init(cfg, cfg->workers)) != 0) {
-        close_fds(fds, nfds);
-        return rc;
-    }
     if ((base = event_base_new()) == NULL) {
         wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "event_base_new failed");
         close_fds(fds, nfds);
         return WD_EXIT_BOOT;
     }
-    if (wd_loop_init(&loop, base, cfg, fds, nfds) != 0) {
+    /* This thread, the process's main one, starts Python, imports the
+     * app and then only waits, as waitress's main thread runs only its
+     * loop: every request runs on another thread.  signal.signal() in a
+     * request then raises ValueError, as there, and cannot take the
+     * worker's TERM; threading.main_thread() is never a request's thread.
+     * The kernel hands a process-directed signal to the main thread
+     * first, so the worker's signals land here and do not cut short a
+     * C call of the app (poll(2) fails with EINTR even under SA_RESTART),
+     * and the Python handlers the app set run here (wd_wsgi_main_wait). */
+    if (take_signals(base, sigev, &loop) != 0)
+        rc = WD_EXIT_BOOT;
+    else
+        rc = wd_wsgi_init(cfg, cfg->workers);
+    if (rc == 0 && wd_loop_init(&loop, base, cfg, fds, nfds) != 0)
+        rc = WD_EXIT_BOOT; /* it closed the fds */
+    else if (rc != 0)
+        close_fds(fds, nfds);
+    memset(&h, 0, sizeof h);
+    h.done_fd = -1;
+    if (rc == 0 && (h.done_fd = eventfd(0, EFD_CLOEXEC)) < 0) {
+        wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "eventfd: %s", strerror(errno));
+        wd_loop_cleanup(&loop);
+        rc = WD_EXIT_BOOT;
+    }
+    if (rc != 0) {
+        free_signals(sigev, WD_ARRAY_LEN(sigev));
         event_base_free(base);
+        return rc;
+    }
+    h.cfg = cfg;
+    h.base = base;
+    h.sigev = sigev;
+    h.nsigev = WD_ARRAY_LEN(sigev);
+    h.loop = &loop;
+    h.ready_fd = ready_fd;
+    if ((rc = pthread_create(&home, NULL, home_main, &h)) != 0) {
+        wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot start the home thread: %s",
+               strerror(rc));
+        wd_loop_cleanup(&loop);
+        free_signals(sigev, WD_ARRAY_LEN(sigev));
+        event_base_free(base);
+        close(h.done_fd);
         return WD_EXIT_BOOT;
     }
-    loop.sb = own_slot;
-    loop.max_requests = request_limit(cfg);
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = abort_handler;
-    sa.sa_flags = SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGABRT, &sa, NULL);
-    for (size_t i = 0; i < WD_ARRAY_LEN(handled_signals); i++) {
-        sigev[i] = evsignal_new(base, handled_signals[i], signal_cb, &loop);
-        if (sigev[i] == NULL || event_add(sigev[i], NULL) != 0) {
-            wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot watch signal %d",
-                   handled_signals[i]);
-            rc = WD_EXIT_BOOT;
-            goto cleanup;
-        }
-    }
-    /* threads created now inherit the fully blocked mask of the fork */
-    pool = wd_pool_new((unsigned)cfg->threads, &ops);
-    if (pool == NULL || wd_pool_start(pool) != 0) {
-        wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot start the thread pool");
-        rc = WD_EXIT_BOOT;
-        goto cleanup;
-    }
-    loop.pool = pool;
-    inl = wd_inline_new(base, pool, &inline_ops);
-    if (inl == NULL || wd_inline_start(inl) != 0) {
-        wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot start the relief thread");
-        rc = WD_EXIT_BOOT;
-        goto cleanup;
-    }
-    loop.inl = inl;
-    if (own_slot != NULL)
-        wd_sb_set_threads(own_slot, (uint32_t)cfg->threads);
-    wd_loop_start_heartbeat(&loop);
-
-    /* the relief thread takes the other signals (inline.c) */
-    sigemptyset(&abrt);
-    sigaddset(&abrt, SIGABRT);
-    sigprocmask(SIG_UNBLOCK, &abrt, NULL);
-    if (ready_fd >= 0) {
-        if (write(ready_fd, "R", 1) != 1)
-            wd_log(WD_LOG_WARNING, WD_CAT_SERVER, "ready pipe: %s",
-                   strerror(errno));
-        close(ready_fd);
-    }
-
-    /* one iteration at a time, so that the loop's log records of the
-       iteration go out in one write (wd_log_defer), and the requests it
-       kept run between iterations (worker/inline.c) */
-    wd_log_defer();
-    for (;;) {
-        int flags = EVLOOP_ONCE;
-
-        if (wd_inline_pending(inl))
-            flags |= EVLOOP_NONBLOCK; /* kept requests are waiting */
-        if (event_base_loop(base, flags) != 0 || event_base_got_exit(base) ||
-            event_base_got_break(base))
-            break;
-        wd_log_flush();
-        if (wd_inline_run(inl))
-            break; /* the loop ended while the relief thread ran it */
-        wd_log_flush();
-    }
-    wd_log_undefer();
-    wd_inline_free(inl);
-    inl = NULL;
-    loop.inl = NULL;
-    /* the relief thread took the signals; this thread takes them back
-       for the rest (an orphan's SIGALRM must not wait for the pool) */
-    sigemptyset(&abrt);
-    sigprocmask(SIG_SETMASK, &abrt, NULL);
-
-    left = wd_pool_stop(pool, POOL_STOP_SECONDS);
-    if (left > 0) {
-        /* threads still run the app and use channels: leave it all */
-        wd_log(WD_LOG_INFO, WD_CAT_MASTER, "Worker exiting (pid: %ld)",
-               (long)getpid());
-        return WD_EXIT_OK;
-    }
-    wd_pool_free(pool);
-    pool = NULL;
-    rc = WD_EXIT_OK;
-    wd_wsgi_shutdown();
-    wd_log(WD_LOG_INFO, WD_CAT_MASTER, "Worker exiting (pid: %ld)",
-           (long)getpid());
-
-cleanup:
-    wd_inline_free(inl);
-    if (pool != NULL) {
-        wd_pool_stop(pool, POOL_STOP_SECONDS);
-        wd_pool_free(pool);
-    }
-    wd_loop_cleanup(&loop);
-    for (size_t i = 0; i < WD_ARRAY_LEN(sigev); i++)
-        if (sigev[i] != NULL)
-            event_free(sigev[i]);
-    event_base_free(base);
-    return rc;
+    wd_wsgi_main_wait(h.done_fd);
+    pthread_join(home, NULL);
+    close(h.done_fd);
+    return h.rc;
 }

@@ -3,10 +3,12 @@
  *
  * Boot (worker main thread, after fork): start CPython without signal
  * handlers, set sys.path, resolve the app, logging.basicConfig(), then
- * release the GIL for good.  Each pool thread registers one thread state
- * for its whole life (STYLE.md 5) and re-attaches it per task.
+ * release the GIL, taking it again only for the Python signal handlers
+ * and pending calls that are the main thread's (wd_wsgi_main_wait).  The
+ * home thread and each pool thread register one thread state for their
+ * whole life (STYLE.md 5) and re-attach it per task.
  *
- * Per task (pool thread): build the environ (wsgi_env.c), call the app
+ * Per task (pool or home thread): build the environ (wsgi_env.c), call the app
  * with our start_response, consume the result (file-wrapper fast path in
  * wsgi_file.c, else iteration), frame the output with common/response.c
  * and append it to the connection with wd_task_write.  The GIL is dropped
@@ -18,6 +20,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +39,7 @@
 
 struct wd_wsgi_state wd_wsgi;
 
-static PyThreadState *main_ts;          /* boot thread, GIL released */
+static PyThreadState *main_ts;          /* main thread, GIL released */
 static __thread PyThreadState *thread_ts; /* pool thread, between tasks */
 static __thread PyGILState_STATE thread_gil;
 static __thread int thread_entered; /* GIL held by wd_wsgi_enter */
@@ -1356,24 +1359,6 @@ wd_wsgi_leave(void)
     thread_ts = PyEval_SaveThread();
 }
 
-void
-wd_wsgi_home_enter(void)
-{
-    if (thread_entered)
-        return;
-    PyEval_RestoreThread(main_ts);
-    thread_entered = 1;
-}
-
-void
-wd_wsgi_home_leave(void)
-{
-    if (!thread_entered)
-        return;
-    thread_entered = 0;
-    main_ts = PyEval_SaveThread();
-}
-
 /* ---------------------------------------------------------------------
  * Boot
  */
@@ -1406,6 +1391,23 @@ print_python_error(void)
     Py_XDECREF(value);
     Py_XDECREF(tb);
     fflush(stderr);
+}
+
+void
+wd_wsgi_main_wait(int done_fd)
+{
+    struct pollfd pfd = {.fd = done_fd, .events = POLLIN};
+
+    /* Woken by the signals the process gets (the kernel's first choice
+       is this thread), and once a second for the calls C extensions
+       queue with Py_AddPendingCall: both run on the main thread only. */
+    while (poll(&pfd, 1, 1000) <= 0) {
+        PyEval_RestoreThread(main_ts);
+        if (Py_MakePendingCalls() < 0)
+            print_python_error(); /* a handler raised: logged, as a
+                                     thread's uncaught exception is */
+        main_ts = PyEval_SaveThread();
+    }
 }
 
 /*

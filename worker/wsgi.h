@@ -25,15 +25,16 @@ int wd_wsgi_init(const struct wd_config *cfg, int nworkers);
 void wd_wsgi_thread_start(void);
 void wd_wsgi_thread_stop(void);
 
-/* Pool thread, between thread_start and thread_stop: take / give back
- * the GIL around a run of tasks (the pool's enter / leave). */
+/* Pool or home thread, between thread_start and thread_stop: take / give
+ * back the GIL around a run of tasks (the pool's enter / leave, and the
+ * home thread's around the tasks it runs itself, worker/inline.c). */
 void wd_wsgi_enter(void);
 void wd_wsgi_leave(void);
 
-/* The boot (loop) thread: the same around the tasks it runs itself
- * (worker/inline.c), with the thread state Python was booted on. */
-void wd_wsgi_home_enter(void);
-void wd_wsgi_home_leave(void);
+/* The main thread, after wd_wsgi_init: wait, GIL released, until DONE_FD
+ * is readable, running the Python signal handlers and pending calls that
+ * only the main thread may run. */
+void wd_wsgi_main_wait(int done_fd);
 
 /* Any thread: bodies the loop has finished sending wait to be dropped.
  * The GIL held: drop them (the loop thread's chores, inline.c). */

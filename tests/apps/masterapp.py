@@ -5,11 +5,75 @@ worker that served it.
   /slow?delay=S   -> the pid, after sleeping S seconds (at most 10)
   /raise          -> an exception before start_response (a 500)
   /env?NAME       -> os.environ[NAME] in the worker, or "-"
+  /child-signals?HOW -> "SigBlk SigIgn" (hex) of a process the app starts:
+                    HOW is run (subprocess from the request's thread),
+                    thread (from a thread the request starts), boot (from
+                    a thread started at import) or fork (os.fork)
   anything else   -> "masterapp " + the pid
 """
 import os
+import queue
+import subprocess
+import threading
 import time
 from urllib.parse import parse_qs
+
+
+def _masks(text):
+    fields = dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+    return f"{fields['SigBlk'].strip()} {fields['SigIgn'].strip()}"
+
+
+def _child_masks():
+    out = subprocess.run(["cat", "/proc/self/status"], capture_output=True, timeout=10)
+    return _masks(out.stdout.decode())
+
+
+def _forked_masks():
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with open("/proc/self/status") as f:
+                os.write(w, _masks(f.read()).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    return data.decode()
+
+
+def _in_thread():
+    box = []
+    t = threading.Thread(target=lambda: box.append(_child_masks()))
+    t.start()
+    t.join(10)
+    return box[0]
+
+
+# a thread started while the app is imported, as schedulers and metrics
+# exporters do; it starts a process whenever asked
+_asks, _answers = queue.Queue(), queue.Queue()
+
+
+def _boot_thread():
+    while True:
+        _asks.get()
+        _answers.put(_child_masks())
+
+
+threading.Thread(target=_boot_thread, daemon=True).start()
+
+
+def _from_boot_thread():
+    _asks.put(True)
+    return _answers.get(timeout=10)
+
+
+CHILD_SIGNALS = {"run": _child_masks, "thread": _in_thread, "boot": _from_boot_thread,
+                 "fork": _forked_masks}
 
 
 def app(environ, start_response):
@@ -20,7 +84,9 @@ def app(environ, start_response):
         delay = parse_qs(environ.get("QUERY_STRING", "")).get("delay", ["0"])[0]
         time.sleep(min(float(delay), 10.0))
     body = str(os.getpid()).encode()
-    if path == "/env":
+    if path == "/child-signals":
+        body = CHILD_SIGNALS[environ.get("QUERY_STRING", "")]().encode()
+    elif path == "/env":
         body = os.environ.get(environ.get("QUERY_STRING", ""), "-").encode()
     elif path not in ("/pid", "/slow"):
         body = b"masterapp " + body

@@ -1,6 +1,7 @@
 """The master process (SPEC.md 2.3, 3, 4, 16.1, 17): scoreboard and
 heartbeats, signals and the transactional HUP reload, daemon duties and
 the stats endpoint.  Real binary, loopback only, bounded loops."""
+import concurrent.futures
 import itertools
 import json
 import os
@@ -16,7 +17,7 @@ import time
 import pytest
 
 from conftest import APPS, WAITRESSD, Server, free_port, read_all, read_response, wait_for
-from test_hostile import TICK, cpu_ticks, fd_count
+from test_hostile import TICK, children, cpu_ticks, fd_count
 
 
 def http_get(port, path="/", timeout=5):
@@ -1121,3 +1122,64 @@ def test_workers_drop_privileges(tmp_path):
         assert http_get(srv.port, "/pid")[0].endswith("200 OK")
     finally:
         srv.stop()
+
+
+# SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGCHLD, SIGWINCH
+DEFAULT_IN_CHILDREN = (1, 2, 3, 10, 12, 14, 15, 17, 28)
+
+
+@pytest.mark.parametrize("how", ["run", "thread", "boot", "fork"])
+def test_processes_the_app_starts_get_signals(master, how):
+    # A process the app starts inherits the signal mask of the thread
+    # that started it, and every signal ignored with SIG_IGN even across
+    # exec: with the worker's signals blocked, Popen.terminate() and
+    # `timeout` did nothing to the child.  As under waitress: nothing
+    # blocked, nothing the worker ignores for its own sake ignored.
+    srv = master(workers=1, threads=4)
+    answers = [http_get(srv.port, f"/child-signals?{how}")[2].decode() for _ in range(3)]
+    with concurrent.futures.ThreadPoolExecutor(6) as ex:
+        answers += ex.map(lambda _: http_get(srv.port, f"/child-signals?{how}", timeout=20)[2].decode(),
+                          range(6))
+    for answer in answers:
+        blocked, ignored = (int(x, 16) for x in answer.split())
+        assert blocked == 0, answer
+        assert [s for s in DEFAULT_IN_CHILDREN if ignored & (1 << (s - 1))] == [], answer
+
+
+def test_worker_ignores_the_masters_other_signals(master):
+    # SPEC.md 4.4: `pkill -HUP waitressd` (or TTIN, TTOU, WINCH, USR2)
+    # reaches the workers too and must not take them down.
+    srv = master(workers=1, threads=2)
+    pid = int(http_get(srv.port, "/pid")[2])
+    for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH, signal.SIGUSR2):
+        os.kill(pid, sig)
+    time.sleep(0.3)
+    for _ in range(3):
+        assert http_get(srv.port, "/pid")[2] == str(pid).encode()
+
+
+def test_requests_never_run_on_pythons_main_thread(master):
+    # As under waitress, whose main thread only runs its loop: a request
+    # runs on another thread, whichever worker thread serves it.  On the
+    # main thread, signal.signal() succeeded and a request could take the
+    # worker's SIGTERM (graceful stop then waited for the SIGKILL).
+    srv = master(app="sigapp:app", workers=1, threads=4)
+    paths = ["/main-thread", "/set-handler"] * 4
+    answers = [http_get(srv.port, p)[2] for p in paths]
+    with concurrent.futures.ThreadPoolExecutor(6) as ex:
+        answers += ex.map(lambda p: http_get(srv.port, p, timeout=20)[2], paths)
+    assert set(answers) == {b"not main", b"ValueError"}, answers
+    # and the worker's TERM is still its own: a graceful stop
+    (pid,) = children(srv.proc.pid)
+    os.kill(pid, signal.SIGTERM)
+    assert wait_for(lambda: f"Worker exiting (pid: {pid})" in srv.log(), 10), srv.log()
+
+
+def test_python_signal_handlers_of_the_app_run(master):
+    # A handler the app sets at import (a stack dump on USR2, say) runs
+    # on the main thread, which now only waits: it must wake for it.
+    srv = master(app="sigapp:app", workers=1, threads=2)
+    (pid,) = children(srv.proc.pid)
+    for n in (1, 2):
+        os.kill(pid, signal.SIGUSR2)
+        assert wait_for(lambda: http_get(srv.port, "/usr2")[2] == str(n).encode(), 3)

@@ -165,15 +165,34 @@ Test(pool, every_task_runs_once_with_many_threads)
     wd_pool_free(p);
 }
 
-Test(pool, threads_block_async_signals)
+/* The worker clears its mask before it starts the pool, and a process an
+   app thread starts inherits that thread's mask: the pool must not block
+   signals of its own (they were, and Popen.terminate() did nothing). */
+Test(pool, threads_keep_the_starters_signal_mask)
 {
     struct wd_pool *p;
+    sigset_t term, old;
 
     reset();
     p = wd_pool_new(2, &ops);
     cr_assert_eq(wd_pool_start(p), 0);
     for (int i = 0; i < 4; i++)
         wd_pool_post(p, task_with_id(i));
+    wait_done(4);
+    cr_assert_eq(sigterm_blocked, 0);
+    wd_pool_stop(p, 5);
+    wd_pool_free(p);
+
+    /* and a blocked starter's threads do block it */
+    reset();
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, &old);
+    p = wd_pool_new(2, &ops);
+    cr_assert_eq(wd_pool_start(p), 0);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    for (int i = 0; i < 4; i++)
+        wd_pool_post(p, task_with_id(i + 4));
     wait_done(4);
     cr_assert_eq(sigterm_blocked, 4);
     wd_pool_stop(p, 5);

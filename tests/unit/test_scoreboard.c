@@ -104,8 +104,10 @@ Test(scoreboard, release_then_reclaim_clears_old_counters)
     wd_sb_add_bytes(s, 10, 20);
     wd_sb_set_connections(s, 5);
     wd_sb_set_retiring(s);
+    wd_sb_set_kick_tid(s, 4242);
     wd_sb_read(s, &info);
     cr_assert_eq(info.retiring, 1);
+    cr_assert_eq(info.kick_tid, 4242);
     wd_sb_release(sb, 0);
     wd_sb_read(s, &info);
     cr_assert_eq(info.pid, WD_SB_PID_FREE);
@@ -119,6 +121,7 @@ Test(scoreboard, release_then_reclaim_clears_old_counters)
     cr_assert_eq(info.bytes_out, 0);
     cr_assert_eq(info.connections, 0);
     cr_assert_eq(info.retiring, 0); /* the next worker is not retiring */
+    cr_assert_eq(info.kick_tid, 0); /* nor kicked at the old one's thread */
     wd_sb_free(sb);
 }
 

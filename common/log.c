@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -78,8 +79,30 @@ open_path(const char *path)
 }
 
 /*
- * Point TARGET at NEWFD (taking it) remembering PATH (copied).  When the
- * target already has an fd, NEWFD is dup3()ed over it, see DESIGN.
+ * PATH as a reopen must see it: a relative path names a file in the
+ * current directory of the open, which the app may change before the
+ * next USR1 (os.chdir in a request).  NULL without memory.
+ */
+static char *
+remembered(const char *path)
+{
+    char cwd[PATH_MAX];
+    char *abs;
+
+    if (path[0] == '/' || strcmp(path, "-") == 0 ||
+        getcwd(cwd, sizeof cwd) == NULL)
+        return strdup(path);
+    if (strcmp(cwd, "/") == 0)
+        cwd[0] = '\0';
+    if ((abs = malloc(strlen(cwd) + strlen(path) + 2)) != NULL)
+        sprintf(abs, "%s/%s", cwd, path);
+    return abs;
+}
+
+/*
+ * Point TARGET at NEWFD (taking it) remembering PATH (made absolute).
+ * When the target already has an fd, NEWFD is dup3()ed over it, see
+ * DESIGN.
  */
 static int
 install(struct log_target *t, int newfd, const char *path)
@@ -87,7 +110,7 @@ install(struct log_target *t, int newfd, const char *path)
     char *copy = NULL;
     int cur = atomic_load(&t->fd);
 
-    if (path != NULL && (copy = strdup(path)) == NULL) {
+    if (path != NULL && (copy = remembered(path)) == NULL) {
         close(newfd);
         errno = ENOMEM;
         return -1;

@@ -5,6 +5,7 @@ worker that served it.
   /slow?delay=S   -> the pid, after sleeping S seconds (at most 10)
   /raise          -> an exception before start_response (a 500)
   /env?NAME       -> os.environ[NAME] in the worker, or "-"
+  /chdir?DIR      -> the pid, after os.chdir(DIR) in the worker
   /child-signals?HOW -> "SigBlk SigIgn" (hex) of a process the app starts:
                     HOW is run (subprocess from the request's thread),
                     thread (from a thread the request starts), boot (from
@@ -84,11 +85,13 @@ def app(environ, start_response):
         delay = parse_qs(environ.get("QUERY_STRING", "")).get("delay", ["0"])[0]
         time.sleep(min(float(delay), 10.0))
     body = str(os.getpid()).encode()
+    if path == "/chdir":
+        os.chdir(environ.get("QUERY_STRING", ""))
     if path == "/child-signals":
         body = CHILD_SIGNALS[environ.get("QUERY_STRING", "")]().encode()
     elif path == "/env":
         body = os.environ.get(environ.get("QUERY_STRING", ""), "-").encode()
-    elif path not in ("/pid", "/slow"):
+    elif path not in ("/pid", "/slow", "/chdir"):
         body = b"masterapp " + body
     start_response("200 OK", [("Content-Type", "text/plain"),
                               ("Content-Length", str(len(body)))])

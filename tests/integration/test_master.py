@@ -428,6 +428,26 @@ def test_usr1_reopens_access_log(master, tmp_path):
     assert "Handling signal: usr1" in srv.log()
 
 
+def test_usr1_reopens_relative_logs_where_they_were_opened(master, tmp_path):
+    # A relative log path names a file in the directory waitressd started
+    # in.  The app may change the worker's directory (os.chdir is one
+    # call away); a USR1 reopen went to a new file there.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    srv = master(args=["--access-log=access.log"], workers=1)
+    access = srv.tmp / "access.log"
+    http_get(srv.port, f"/chdir?{elsewhere}")
+    assert wait_for(lambda: access.exists() and "/chdir" in access.read_text(), 3)
+    access.rename(srv.tmp / "access.log.1")
+    srv.signal(signal.SIGUSR1)
+    assert wait_for(lambda: access.exists(), 3)
+    time.sleep(0.3)  # the worker reopens after the master
+    for _ in range(3):
+        http_get(srv.port, "/after")
+    assert wait_for(lambda: access.exists() and access.read_text().count("/after") == 3, 3)
+    assert not (elsewhere / "access.log").exists()
+
+
 def test_term_waits_for_slow_request_then_cleans_up(tmp_path):
     pidfile = tmp_path / "wd.pid"
     srv = start(tmp_path / "srv", args=[f"--pidfile={pidfile}"], workers=2, unix=True)

@@ -331,6 +331,29 @@ Test(log, reopen_after_rotation)
     cr_assert_not_null(strstr(slurp(epath), "after"));
 }
 
+/* A relative path names a file in the directory it was opened from: the
+   app may chdir() before the next USR1 (the reopen went there). */
+Test(log, reopen_of_a_relative_path_ignores_a_later_chdir)
+{
+    char start[4096], rotated[160], stray[160];
+
+    cr_assert_not_null(getcwd(start, sizeof start));
+    cr_assert_eq(chdir(dir), 0);
+    cr_assert_eq(wd_log_open("error.log", NULL), 0);
+    wd_log(WD_LOG_INFO, WD_CAT_SERVER, "before");
+    cr_assert_eq(mkdir("sub", 0700), 0);
+    cr_assert_eq(chdir("sub"), 0);
+    snprintf(rotated, sizeof rotated, "%s.1", epath);
+    cr_assert_eq(rename(epath, rotated), 0);
+    cr_assert_eq(wd_log_reopen(), 0);
+    wd_log(WD_LOG_INFO, WD_CAT_SERVER, "after");
+    cr_assert_eq(chdir(start), 0);
+    snprintf(stray, sizeof stray, "%s/sub/error.log", dir);
+    cr_assert_eq(access(stray, F_OK), -1);
+    cr_assert_not_null(strstr(slurp(epath), "after"));
+    cr_assert_null(strstr(slurp(rotated), "after"));
+}
+
 Test(log, switch_files_keeps_fd_number)
 {
     char other[160];

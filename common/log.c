@@ -190,7 +190,10 @@ reopen_target(struct log_target *t)
     char *path;
     int fd, rc;
 
-    if (t->path == NULL || atomic_load(&t->fd) < 0)
+    /* "-" is kept: stderr is not ours to rotate, and fd 2 may no longer
+       be stderr (an app can close it; a socket then takes the number) */
+    if (t->path == NULL || atomic_load(&t->fd) < 0 ||
+        strcmp(t->path, "-") == 0)
         return 0;
     if ((fd = open_path(t->path)) < 0)
         return -1;

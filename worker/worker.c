@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +59,7 @@ static const int idle_signals[] = {SIGHUP, SIGWINCH, SIGUSR2};
 static const int handled_signals[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1};
 
 static struct wd_sb_slot *own_slot;
+static struct stat our_stderr; /* what fd 2 was when we last set it */
 static pid_t master_pid; /* our parent; orphaned once getppid() differs */
 
 /* The pool's run op: the bridge, counted as a busy thread. */
@@ -118,6 +120,22 @@ request_limit(const struct wd_config *cfg)
 }
 
 static void
+note_stderr(void)
+{
+    if (fstat(STDERR_FILENO, &our_stderr) != 0)
+        memset(&our_stderr, 0, sizeof our_stderr);
+}
+
+static int
+stderr_is_ours(void)
+{
+    struct stat st;
+
+    return fstat(STDERR_FILENO, &st) == 0 && our_stderr.st_ino != 0 &&
+           st.st_dev == our_stderr.st_dev && st.st_ino == our_stderr.st_ino;
+}
+
+static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     struct wd_loop *l = arg;
@@ -143,9 +161,12 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
             wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot reopen logs: %s",
                    strerror(errno));
         /* the app's stderr (wsgi.errors, print, logging) follows, as at
-           spawn: dup2 swaps fd 2 at once under any thread writing it */
-        else if (wd_log_error_fd() != STDERR_FILENO)
-            dup2(wd_log_error_fd(), STDERR_FILENO);
+           spawn: dup2 swaps fd 2 at once under any thread writing it.
+           Not when fd 2 is no longer the file we left there: the app
+           closed or redirected it, and the number may be a client's. */
+        else if (wd_log_error_fd() != STDERR_FILENO && stderr_is_ours() &&
+                 dup2(wd_log_error_fd(), STDERR_FILENO) >= 0)
+            note_stderr();
         break;
     }
 }
@@ -377,6 +398,7 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
         return WD_EXIT_BOOT;
     }
     own_slot = wd_sb_slot(wd_sb_attached(), slot);
+    note_stderr(); /* the master made it the error log (or left it) */
     /* systemd's socket-activation variables are the master's (it reads
        them again on reload); the app does not get them, as
        sd_listen_fds(1) would leave it (SPEC.md 3.3) */

@@ -6,6 +6,7 @@ worker that served it.
   /raise          -> an exception before start_response (a 500)
   /env?NAME       -> os.environ[NAME] in the worker, or "-"
   /chdir?DIR      -> the pid, after os.chdir(DIR) in the worker
+  /close-stderr   -> the pid, after os.close(2) in the worker
   /child-signals?HOW -> "SigBlk SigIgn" (hex) of a process the app starts:
                     HOW is run (subprocess from the request's thread),
                     thread (from a thread the request starts), boot (from
@@ -87,11 +88,13 @@ def app(environ, start_response):
     body = str(os.getpid()).encode()
     if path == "/chdir":
         os.chdir(environ.get("QUERY_STRING", ""))
+    if path == "/close-stderr":
+        os.close(2)
     if path == "/child-signals":
         body = CHILD_SIGNALS[environ.get("QUERY_STRING", "")]().encode()
     elif path == "/env":
         body = os.environ.get(environ.get("QUERY_STRING", ""), "-").encode()
-    elif path not in ("/pid", "/slow", "/chdir"):
+    elif path not in ("/pid", "/slow", "/chdir", "/close-stderr"):
         body = b"masterapp " + body
     start_response("200 OK", [("Content-Type", "text/plain"),
                               ("Content-Length", str(len(body)))])

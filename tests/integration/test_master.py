@@ -448,6 +448,29 @@ def test_usr1_reopens_relative_logs_where_they_were_opened(master, tmp_path):
     assert not (elsewhere / "access.log").exists()
 
 
+@pytest.mark.parametrize("error_log", ["-", "error.log"])
+def test_usr1_leaves_fd_2_alone_once_the_app_closed_it(master, error_log):
+    # If the app closed fd 2, the next connection accepted takes that
+    # number.  The reopen then took the client's socket for the log:
+    # "-" was reopened as a copy of fd 2, and a file was dup2()ed over
+    # fd 2 (meant for the app's print() and logging).  Either way the
+    # next error record went to a client, or its socket was lost.
+    srv = master(workers=1, threads=2, args=[f"--error-log={error_log}"])
+    log = srv.log_path if error_log == "-" else srv.tmp / error_log
+    pid = int(http_get(srv.port, "/close-stderr")[2])
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(s)[2] == str(pid).encode()
+        assert os.readlink(f"/proc/{pid}/fd/2").startswith("socket:")  # the client
+        os.kill(pid, signal.SIGUSR1)
+        time.sleep(0.3)
+        assert http_get(srv.port, "/raise")[0].endswith("500 Internal Server Error")
+        assert wait_for(lambda: "masterapp was asked to fail" in log.read_text(), 3)
+        s.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, body = read_response(s)
+        assert status.endswith("200 OK") and body == str(pid).encode()
+
+
 def test_term_waits_for_slow_request_then_cleans_up(tmp_path):
     pidfile = tmp_path / "wd.pid"
     srv = start(tmp_path / "srv", args=[f"--pidfile={pidfile}"], workers=2, unix=True)

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
@@ -352,6 +353,27 @@ Test(log, reopen_of_a_relative_path_ignores_a_later_chdir)
     cr_assert_eq(access(stray, F_OK), -1);
     cr_assert_not_null(strstr(slurp(epath), "after"));
     cr_assert_null(strstr(slurp(rotated), "after"));
+}
+
+/* "-" is stderr as it was at the open: a reopen must not copy whatever
+   fd 2 has become since (the app closed it and a client socket took
+   the number, in a worker). */
+Test(log, reopen_keeps_stderr_as_it_was)
+{
+    struct stat before, after;
+    int saved = dup(STDERR_FILENO), other = open(epath, O_WRONLY | O_CREAT, 0600);
+
+    cr_assert(saved >= 0 && other >= 0);
+    cr_assert_eq(wd_log_open("-", NULL), 0);
+    cr_assert_eq(fstat(wd_log_error_fd(), &before), 0);
+    cr_assert_eq(dup2(other, STDERR_FILENO), STDERR_FILENO);
+    cr_assert_eq(wd_log_reopen(), 0);
+    cr_assert_eq(fstat(wd_log_error_fd(), &after), 0);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(other);
+    cr_assert_eq(after.st_ino, before.st_ino);
+    cr_assert_eq(after.st_dev, before.st_dev);
 }
 
 Test(log, switch_files_keeps_fd_number)

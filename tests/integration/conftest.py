@@ -150,6 +150,24 @@ class Server:
             self.check_log()
 
 
+def stop_process(pid, timeout=5.0):
+    """SIGSTOP PID and return once every one of its threads has stopped:
+    the stop reaches a thread asleep in epoll_wait only after the thread
+    that took the signal woke it, and meanwhile it may still accept."""
+    os.kill(pid, signal.SIGSTOP)
+
+    def stopped():
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+            states = [pathlib.Path(f"/proc/{pid}/task/{t}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                      for t in tasks]
+        except OSError:
+            return False
+        return all(s in "tT" for s in states)
+
+    assert wait_for(stopped, timeout, 0.001), f"pid {pid} did not stop"
+
+
 def wait_for(cond, timeout=15.0, step=0.02):
     """Poll COND until it returns something true (returned) or TIMEOUT
     seconds pass (then its last value)."""

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import Server, free_port, read_response, stats, wait_for
+from conftest import Server, free_port, read_response, stats, stop_process, wait_for
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ def test_stopped_worker_does_not_keep_connections_waiting(server):
         owners = collections.Counter(ask_pid(c) for c in first)
         assert set(owners) == set(pids), owners
         stopped = pids[0]
-        os.kill(stopped, signal.SIGSTOP)
+        stop_process(stopped)
         try:
             # kept open, so the live worker gets further and further ahead
             for _ in range(10):

@@ -35,6 +35,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #include <event2/event.h>
 
@@ -298,6 +301,11 @@ run_child(struct master *m, struct proc *p, int ready_w)
     if (getppid() != master_pid)
         _exit(WD_EXIT_OK);
     rc = m->worker_fn(cfg, fds, nfds, p->sb, ready_w);
+#ifdef __SANITIZE_ADDRESS__
+    /* _exit() skips LeakSanitizer's own check at exit: a worker's leaks
+       (a reference or a buffer lost per request) would go unseen */
+    __lsan_do_recoverable_leak_check();
+#endif
     _exit(rc);
 }
 

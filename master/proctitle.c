@@ -20,6 +20,9 @@ extern char **environ;
 
 static char *area;      /* start of the argv block */
 static size_t area_len; /* bytes we may write, NUL included */
+/* the environment's new home; kept here too, for when setenv() (the
+   app's os.environ) moves environ to an array of its own */
+static char **volatile env_copy; /* volatile: stored, never read */
 
 int
 wd_proctitle_init(int argc, char **argv)
@@ -40,6 +43,7 @@ wd_proctitle_init(int argc, char **argv)
     if (n > 0 && environ[0] == end) {
         if ((env = calloc(n + 1, sizeof *env)) == NULL)
             return -1;
+        env_copy = env;
         for (size_t i = 0; i < n; i++) {
             if (environ[i] == end)
                 end = environ[i] + strlen(environ[i]) + 1;

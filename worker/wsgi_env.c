@@ -253,8 +253,8 @@ set_or_del(PyObject *env, PyObject *key, int slot, const char *s)
 
 /*
  * Environ keys of request headers ("HTTP_USER_AGENT"...), interned once
- * per distinct name in a small direct-mapped table (GIL held).  Names
- * longer than HK_MAX are built each time.
+ * per distinct name in a small direct-mapped table (GIL held).  Keys
+ * longer than HK_MAX (the "HTTP_" prefix counts) are built each time.
  */
 enum { HK_SLOTS = 128, HK_MAX = 48 };
 static struct {
@@ -276,7 +276,7 @@ header_key(const char *name, size_t len, int plain)
     for (size_t i = 0; i < len; i++)
         h = (h ^ (unsigned char)name[i]) * 16777619u;
     slot = (h ^ (unsigned)plain) % HK_SLOTS;
-    if (len <= HK_MAX && hkcache[slot].key != NULL &&
+    if (len + pre <= HK_MAX && hkcache[slot].key != NULL &&
         hkcache[slot].len == len + pre &&
         memcmp(hkcache[slot].name + pre, name, len) == 0 &&
         (plain || memcmp(hkcache[slot].name, "HTTP_", 5) == 0)) {
@@ -288,7 +288,7 @@ header_key(const char *name, size_t len, int plain)
     memcpy(kb, "HTTP_", pre);
     memcpy(kb + pre, name, len);
     key = PyUnicode_FromStringAndSize(kb, (Py_ssize_t)(len + pre));
-    if (key != NULL && len <= HK_MAX) {
+    if (key != NULL && len + pre <= HK_MAX) {
         PyUnicode_InternInPlace(&key);
         Py_INCREF(key);
         Py_XSETREF(hkcache[slot].key, key);

@@ -145,6 +145,18 @@ def test_environ_has_exactly_the_spec_keys(echo_srv):
     }
 
 
+def test_header_names_of_every_length_near_the_key_cache_size(echo_srv):
+    # The worker caches the environ keys of header names up to 48 bytes
+    # with their "HTTP_" prefix; names of 44 to 48 bytes overran the
+    # entry and crashed the worker at their second use (SIGSEGV).
+    for n in range(38, 56):
+        name = "X-" + "A" * (n - 2)
+        key = "HTTP_X_" + "A" * (n - 2)
+        for _ in range(3):
+            d = echo(echo_srv, f"GET / HTTP/1.1\r\nHost: x\r\n{name}: {n}\r\n\r\n".encode())
+            assert d["environ"][key] == str(n)
+
+
 def test_environ_without_body_headers(echo_srv):
     d = echo(echo_srv, b"GET / HTTP/1.0\r\n\r\n")
     env = d["environ"]

@@ -185,6 +185,24 @@ idle_handler(int sig)
     (void)sig;
 }
 
+/* In a child the app forks without exec (os.fork, multiprocessing's
+ * default): every signal the worker set goes back to its default action.
+ * libevent's handler would write to a socket pair the child shares with
+ * the worker, so the child's TERM (Process.terminate) or INT stopped the
+ * worker and left the child running.  (exec resets the handlers anyway;
+ * PIPE stays ignored, as Python leaves it.) */
+static void
+forked_child(void)
+{
+    /* SIGURG: the fair-accept kick (loop.c) */
+    static const int reset[] = {SIGTERM, SIGINT,  SIGQUIT, SIGUSR1, SIGHUP,
+                                SIGWINCH, SIGUSR2, SIGURG,  SIGABRT, SIGTTIN,
+                                SIGTTOU};
+
+    for (size_t i = 0; i < WD_ARRAY_LEN(reset); i++)
+        signal(reset[i], SIG_DFL);
+}
+
 /* Every signal of SPEC.md 4.4 gets its disposition, and then the mask the
  * fork left (all blocked, master.c) is cleared for good.  Every thread
  * the worker or the app starts inherits that empty mask, and so does
@@ -219,6 +237,10 @@ take_signals(struct event_base *base, struct event **sigev, void *loop)
                    handled_signals[i]);
             return -1;
         }
+    }
+    if (pthread_atfork(NULL, NULL, forked_child) != 0) {
+        wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "pthread_atfork failed");
+        return -1;
     }
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);

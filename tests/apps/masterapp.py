@@ -7,6 +7,8 @@ worker that served it.
   /env?NAME       -> os.environ[NAME] in the worker, or "-"
   /chdir?DIR      -> the pid, after os.chdir(DIR) in the worker
   /close-stderr   -> the pid, after os.close(2) in the worker
+  /fork-signal?SIG -> what became of an os.fork() child sent signal SIG
+                    (a number): "killed N", "exited N" or "survived"
   /child-signals?HOW -> "SigBlk SigIgn" (hex) of a process the app starts:
                     HOW is run (subprocess from the request's thread),
                     thread (from a thread the request starts), boot (from
@@ -45,6 +47,28 @@ def _forked_masks():
         data = f.read()
     os.waitpid(pid, 0)
     return data.decode()
+
+
+def _fork_and_signal(sig):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            time.sleep(10)
+        finally:
+            os._exit(0)
+    time.sleep(0.2)
+    os.kill(pid, sig)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            if os.WIFSIGNALED(status):
+                return f"killed {os.WTERMSIG(status)}"
+            return f"exited {os.WEXITSTATUS(status)}"
+        time.sleep(0.02)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return "survived"
 
 
 def _in_thread():
@@ -90,7 +114,9 @@ def app(environ, start_response):
         os.chdir(environ.get("QUERY_STRING", ""))
     if path == "/close-stderr":
         os.close(2)
-    if path == "/child-signals":
+    if path == "/fork-signal":
+        body = _fork_and_signal(int(environ.get("QUERY_STRING", ""))).encode()
+    elif path == "/child-signals":
         body = CHILD_SIGNALS[environ.get("QUERY_STRING", "")]().encode()
     elif path == "/env":
         body = os.environ.get(environ.get("QUERY_STRING", ""), "-").encode()

@@ -1189,6 +1189,23 @@ def test_processes_the_app_starts_get_signals(master, how):
         assert [s for s in DEFAULT_IN_CHILDREN if ignored & (1 << (s - 1))] == [], answer
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1,
+                                 signal.SIGHUP, signal.SIGUSR2])
+def test_a_forked_child_of_the_app_dies_of_its_signals_alone(master, sig):
+    # os.fork() (multiprocessing's default) copies the worker's signal
+    # handlers, and libevent's handler writes to a socket pair the child
+    # shares with the worker: Process.terminate() left the child running
+    # and made the *worker* stop gracefully.  As under waitress, such a
+    # child gets the default action.
+    srv = master(workers=1, threads=2)
+    pid = int(http_get(srv.port, "/pid")[2])
+    status, _, body = http_get(srv.port, f"/fork-signal?{int(sig)}", timeout=20)
+    assert body == f"killed {int(sig)}".encode(), body
+    time.sleep(0.5)
+    assert http_get(srv.port, "/pid")[2] == str(pid).encode()
+    assert f"Worker exiting (pid: {pid})" not in srv.log()
+
+
 def test_worker_ignores_the_masters_other_signals(master):
     # SPEC.md 4.4: `pkill -HUP waitressd` (or TTIN, TTOU, WINCH, USR2)
     # reaches the workers too and must not take them down.

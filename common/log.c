@@ -420,8 +420,8 @@ wd_log_flush_signal(void)
 {
     /* async-signal-safe: one write(2) of what is complete (defer_len is
        raised only after a record is copied in), no state changed.  The
-       buffer is the deferring thread's: the kernel hands the signal to
-       the process's main thread, which never defers. */
+       buffer is the deferring thread's, whichever thread the signal
+       found (in a worker, mostly the main thread, which never defers). */
     char **buf = signal_buf;
     size_t *len = signal_len;
 

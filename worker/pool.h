@@ -5,7 +5,8 @@
  * thread calls ops->enter (the bridge takes the GIL), then for each task
  * it finds queued ops->run and ops->done (which hands the task back to
  * the loop), and ops->leave once the queue is empty (see pool.c).
- * The threads block every asynchronous signal.  One task per channel is
+ * The threads keep the signal mask of the thread that started them.  One
+ * task per channel is
  * in flight at a time, so connection_limit already bounds the queue.
  */
 #ifndef WD_WORKER_POOL_H

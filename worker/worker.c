@@ -1,17 +1,18 @@
 /*
  * worker.c - one worker process (SPEC.md 4.1, 4.4).
  *
- * Called by the master right after fork with every signal blocked.  Boots
- * Python and the application first (the bridge releases the GIL), then
- * builds the loop, starts the pool threads (they inherit the blocked mask
- * and keep it) and the relief thread (which takes the asynchronous
- * signals: this thread runs apps and unblocks only SIGABRT), tells the
- * master it is ready and runs the loop until a graceful stop has drained
- * it.
+ * Called by the master right after fork with every signal blocked.  The
+ * process's main thread sets the signal handlers, clears the mask for
+ * good (take_signals), boots Python and the application, then starts the
+ * home thread and waits for it, running only the Python signal handlers
+ * and pending calls that are the main thread's (wd_wsgi_main_wait).  The
+ * home thread builds the loop, starts the pool threads and the relief
+ * thread, tells the master it is ready and runs the loop until a graceful
+ * stop has drained it.
  *
- * Between two iterations of the loop, this thread runs the requests the
- * loop kept for it while the pool was idle, taking the GIL for them
- * (worker/inline.c); a relief thread runs the loop meanwhile if one of
+ * Between two iterations of the loop, the home thread runs the requests
+ * the loop kept for it while the pool was idle, taking the GIL for them
+ * (worker/inline.c); the relief thread runs the loop meanwhile if one of
  * them blocks.  Otherwise the loop thread does not hold the GIL.
  *
  * The scoreboard slot the master claimed for us gets the thread count,
@@ -57,6 +58,14 @@
 static const int ignored_signals[] = {SIGTTIN, SIGTTOU, SIGPIPE};
 static const int idle_signals[] = {SIGHUP, SIGWINCH, SIGUSR2};
 static const int handled_signals[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1};
+
+/* The worker's own handlers, as installed (take_signals): told from the
+   app's in a forked child; the first OWN_KEPT are put back after the
+   app's import (the ignored ones the app may take: it is not stopped). */
+static const int own_signals[] = {SIGTERM, SIGINT,  SIGQUIT, SIGUSR1,
+                                  SIGABRT, SIGHUP,  SIGWINCH, SIGUSR2};
+#define OWN_KEPT 5
+static struct sigaction own_actions[WD_ARRAY_LEN(own_signals)];
 
 static struct wd_sb_slot *own_slot;
 static struct stat our_stderr; /* what fd 2 was when we last set it */
@@ -194,13 +203,41 @@ idle_handler(int sig)
 static void
 forked_child(void)
 {
-    /* SIGURG: the fair-accept kick (loop.c) */
-    static const int reset[] = {SIGTERM, SIGINT,  SIGQUIT, SIGUSR1, SIGHUP,
-                                SIGWINCH, SIGUSR2, SIGURG,  SIGABRT, SIGTTIN,
-                                SIGTTOU};
+    struct sigaction cur;
 
-    for (size_t i = 0; i < WD_ARRAY_LEN(reset); i++)
-        signal(reset[i], SIG_DFL);
+    /* the app's own handlers stay, as they stay in a child of waitress */
+    for (size_t i = 0; i < WD_ARRAY_LEN(own_signals); i++)
+        if (sigaction(own_signals[i], NULL, &cur) == 0 &&
+            cur.sa_handler == own_actions[i].sa_handler)
+            signal(own_signals[i], SIG_DFL);
+    /* the fair-accept kick (loop.c) has libevent's handler, as TERM */
+    if (sigaction(SIGURG, NULL, &cur) == 0 &&
+        cur.sa_handler == own_actions[0].sa_handler)
+        signal(SIGURG, SIG_DFL);
+    signal(SIGTTIN, SIG_DFL);
+    signal(SIGTTOU, SIG_DFL);
+}
+
+/*
+ * After the app's import: a handler the app (or a library, or
+ * PYTHONFAULTHANDLER) set for one of the worker's signals is replaced by
+ * the worker's again, or graceful stops, reloads, log reopening and the
+ * heartbeat's ABRT would be the app's (SPEC.md 4.4).  Said in the log.
+ */
+static void
+retake_signals(void)
+{
+    struct sigaction prev;
+
+    for (size_t i = 0; i < OWN_KEPT; i++) {
+        if (sigaction(own_signals[i], &own_actions[i], &prev) != 0 ||
+            prev.sa_handler == own_actions[i].sa_handler)
+            continue;
+        wd_log(WD_LOG_WARNING, WD_CAT_SERVER,
+               "A handler for SIG%s was set while the application was "
+               "imported; the worker keeps its own (SPEC.md 4.4)",
+               sigabbrev_np(own_signals[i]));
+    }
 }
 
 /* Every signal of SPEC.md 4.4 gets its disposition, and then the mask the
@@ -238,6 +275,8 @@ take_signals(struct event_base *base, struct event **sigev, void *loop)
             return -1;
         }
     }
+    for (size_t i = 0; i < WD_ARRAY_LEN(own_signals); i++)
+        sigaction(own_signals[i], NULL, &own_actions[i]);
     if (pthread_atfork(NULL, NULL, forked_child) != 0) {
         wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "pthread_atfork failed");
         return -1;
@@ -451,8 +490,8 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
      * and the Python handlers the app set run here (wd_wsgi_main_wait). */
     if (take_signals(base, sigev, &loop) != 0)
         rc = WD_EXIT_BOOT;
-    else
-        rc = wd_wsgi_init(cfg, cfg->workers);
+    else if ((rc = wd_wsgi_init(cfg, cfg->workers)) == 0)
+        retake_signals();
     if (rc == 0 && wd_loop_init(&loop, base, cfg, fds, nfds) != 0)
         rc = WD_EXIT_BOOT; /* it closed the fds */
     else if (rc != 0)

@@ -1235,6 +1235,32 @@ def test_requests_never_run_on_pythons_main_thread(master):
     assert wait_for(lambda: f"Worker exiting (pid: {pid})" in srv.log(), 10), srv.log()
 
 
+def test_the_worker_keeps_its_signals_from_an_app_that_takes_them(master):
+    # sigapp sets Python handlers for TERM and USR1 at import (agents and
+    # libraries do).  The worker's handlers were set before the import,
+    # and the app's replaced them: TERM no longer stopped the worker, and
+    # a stop or reload waited for the master's SIGKILL.
+    srv = master(app="sigapp:app", workers=1, threads=2)
+    log = srv.log()
+    assert "A handler for SIGTERM was set while the application was imported" in log
+    assert "A handler for SIGUSR1 was set while the application was imported" in log
+    assert "SIGUSR2" not in log  # an ignored signal the app may have
+    (pid,) = children(srv.proc.pid)
+    os.kill(pid, signal.SIGQUIT)
+    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}/stat") or
+                    open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] == "Z", 5)
+    (pid,) = wait_for(lambda: children(srv.proc.pid), 10)
+    os.kill(pid, signal.SIGTERM)
+    assert wait_for(lambda: f"Worker exiting (pid: {pid})" in srv.log(), 10), srv.log()
+
+
+def test_a_forked_child_keeps_the_apps_own_handlers(master):
+    # The child's reset to default actions is for the worker's handlers;
+    # a handler the app set (USR2 here) stays, as in a child of waitress.
+    srv = master(app="sigapp:app", workers=1, threads=2)
+    assert http_get(srv.port, "/fork-usr2", timeout=20)[2] == b"exited 0"
+
+
 def test_python_signal_handlers_of_the_app_run(master):
     # A handler the app sets at import (a stack dump on USR2, say) runs
     # on the main thread, which now only waits: it must wake for it.

@@ -2,8 +2,10 @@
  * loop.h - the worker's event loop: listeners, accepting, the channel
  * list, idle sweeps and the graceful stop (SPEC.md 3.4, 4.4, 5.5, 5.6).
  *
- * Everything here runs on the loop thread, which owns every channel and
- * socket and never holds the GIL.
+ * Everything here runs on the thread that runs the loop, which owns every
+ * channel and socket: the home thread, or the relief thread while the
+ * home thread runs a request with the GIL (worker/inline.c).  The loop is
+ * set up (wd_loop_init) on the worker's main thread, before it runs.
  */
 #ifndef WD_WORKER_LOOP_H
 #define WD_WORKER_LOOP_H

@@ -179,8 +179,8 @@ def test_a_thread_holding_the_gil_does_not_freeze_the_loop(server):
     # the worker (SPEC.md 4.4).
     srv, sport = server(threads=2, args=["--worker-timeout=1"])
     (pid,) = [w["pid"] for w in workers(sport)]
-    # ~2 s in one C call (100M: ~0.5 s on the machine this was written on)
-    status, _, _ = get(srv.port, "/hog?n=400000000")
+    # ~2 s in one C call (100M: ~0.2 s on the machine this was written on)
+    status, _, _ = get(srv.port, "/hog?n=900000000")
     assert " 200 " in status
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:

@@ -681,41 +681,37 @@ def file_wrapper_odd_cl_name(environ, start_response):
     return environ["wsgi.file_wrapper"](io.BytesIO(b"0123456789"))
 
 
-class _LowerWrites(str):
-    W = None
+class _LowerOnce(str):
+    """A header name whose lower() first runs HOOK, once (set per request)."""
+    HOOK = None
 
     def lower(self):
-        if _LowerWrites.W is not None:
-            w, _LowerWrites.W = _LowerWrites.W, None
-            w(b"early")
+        hook, _LowerOnce.HOOK = _LowerOnce.HOOK, None
+        if hook is not None:
+            hook()
         return str.lower(self)
 
 
 def file_wrapper_cl_name_lower_writes(environ, start_response):
     """The Content-Length removal calls a name's lower(), which here
     sends the head: the file then follows as plain body (as waitress)."""
-    _LowerWrites.W = start_response(
-        "200 OK", [("Content-Length", "100"), (_LowerWrites("X-Evil"), "1")])
+    write = start_response(
+        "200 OK", [("Content-Length", "100"), (_LowerOnce("X-Evil"), "1")])
+    _LowerOnce.HOOK = lambda: write(b"early")
     return environ["wsgi.file_wrapper"](io.BytesIO(b"0123456789"))
 
 
-class _LowerRestarts(str):
-    SR = None
-
-    def lower(self):
-        if _LowerRestarts.SR is not None:
-            sr, _LowerRestarts.SR = _LowerRestarts.SR, None
-            try:
-                raise KeyError("x")
-            except KeyError:
-                sr("500 Oops", [("X-New", "n")], sys.exc_info())
-        return str.lower(self)
+def _restart(start_response):
+    try:
+        raise KeyError("x")
+    except KeyError:
+        start_response("500 Oops", [("X-New", "n")], sys.exc_info())
 
 
 def file_wrapper_cl_name_lower_restarts(environ, start_response):
     start_response("200 OK", [("Content-Length", "100"), ("X-Old", "o"),
-                              (_LowerRestarts("X-Evil"), "1")])
-    _LowerRestarts.SR = start_response
+                              (_LowerOnce("X-Evil"), "1")])
+    _LowerOnce.HOOK = lambda: _restart(start_response)
     return environ["wsgi.file_wrapper"](io.BytesIO(b"0123456789"))
 
 

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from conftest import APPS, WAITRESSD, Server, free_port, read_all, read_response, wait_for
-from test_hostile import TICK, children, cpu_ticks, fd_count
+from conftest import APPS, WAITRESSD, Server, free_port, read_all, read_response, stop_process, wait_for
+from test_hostile import TICK, alive, children, cpu_ticks, fd_count
 
 
 def http_get(port, path="/", timeout=5):
@@ -539,14 +539,26 @@ def test_kill9_worker_under_load(master):
     assert load.ok > 100
 
 
-def test_worker_timeout_sigstop(tmp_path):
+def frozen_past_its_heartbeat(tmp_path):
+    """A one-worker server (2 s worker_timeout) whose worker is stopped
+    until the master has logged its WORKER TIMEOUT: (srv, stats port,
+    worker pid).  The caller stops the server."""
     sport = free_port()
     srv = start(tmp_path / "srv", workers=1,
                 args=["--worker-timeout=2", f"--stats=127.0.0.1:{sport}"])
     try:
         pid = worker_pids(sport)[0]
-        os.kill(pid, signal.SIGSTOP)
+        stop_process(pid)
         assert wait_for(lambda: f"WORKER TIMEOUT (pid:{pid})" in srv.log(), 6)
+    except BaseException:
+        srv.stop()
+        raise
+    return srv, sport, pid
+
+
+def test_worker_timeout_sigstop(tmp_path):
+    srv, sport, pid = frozen_past_its_heartbeat(tmp_path)
+    try:
         new = wait_for(lambda: [p for p in worker_pids(sport) if p != pid], 6)
         assert new
         assert wait_for(lambda: http_get(srv.port, "/pid")[2] == str(new[0]).encode(), 5)
@@ -557,13 +569,8 @@ def test_worker_timeout_sigstop(tmp_path):
 
 def test_heartbeat_sigabrt_is_named_so(tmp_path):
     # the master's ABRT, delivered once the frozen worker runs again
-    sport = free_port()
-    srv = start(tmp_path / "srv", workers=1,
-                args=["--worker-timeout=2", f"--stats=127.0.0.1:{sport}"])
+    srv, _, pid = frozen_past_its_heartbeat(tmp_path)
     try:
-        pid = worker_pids(sport)[0]
-        os.kill(pid, signal.SIGSTOP)
-        assert wait_for(lambda: f"WORKER TIMEOUT (pid:{pid})" in srv.log(), 6)
         os.kill(pid, signal.SIGCONT)
         assert wait_for(lambda: f"Worker (pid:{pid})" in srv.log(), 5), srv.log()
         assert "SIGABRT (heartbeat timeout), exiting" in srv.log(), srv.log()
@@ -1245,11 +1252,12 @@ def test_the_worker_keeps_its_signals_from_an_app_that_takes_them(master):
     assert "A handler for SIGTERM was set while the application was imported" in log
     assert "A handler for SIGUSR1 was set while the application was imported" in log
     assert "SIGUSR2" not in log  # an ignored signal the app may have
-    (pid,) = children(srv.proc.pid)
-    os.kill(pid, signal.SIGQUIT)
-    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}/stat") or
-                    open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] == "Z", 5)
-    (pid,) = wait_for(lambda: children(srv.proc.pid), 10)
+    (old,) = children(srv.proc.pid)
+    os.kill(old, signal.SIGQUIT)
+    assert wait_for(lambda: not alive(old), 5)
+    (pid,) = wait_for(lambda: [p for p in children(srv.proc.pid) if p != old and alive(p)], 10)
+    # booted: a TERM during the import would meet the app's handler
+    assert wait_for(lambda: "200 OK" in http_get(srv.port, "/")[0], 10)
     os.kill(pid, signal.SIGTERM)
     assert wait_for(lambda: f"Worker exiting (pid: {pid})" in srv.log(), 10), srv.log()
 

@@ -76,6 +76,13 @@ def fetch(srv, raw, timeout=10):
         return data
 
 
+def until_close(srv, raw):
+    """Send RAW and split all the server sends until it closes."""
+    with srv.connect() as s:
+        s.sendall(raw)
+        return split(read_all(s))
+
+
 def get(srv, path, version="1.1", extra=b"", method="GET"):
     raw = f"{method} {path} HTTP/{version}\r\n".encode() + extra + b"\r\n"
     return fetch(srv, raw)
@@ -498,10 +505,7 @@ def test_204_body_dropped_with_warning(srv):
 
 
 def test_short_content_length_closes(srv):
-    with srv.connect() as s:
-        s.sendall(b"GET /short_cl HTTP/1.1\r\n\r\n")
-        data = read_all(s)
-    status, headers, body = split(data)
+    status, headers, body = until_close(srv, b"GET /short_cl HTTP/1.1\r\n\r\n")
     assert hmap(headers)["content-length"] == "10"
     assert body == b"abcd"  # and the server closed
     assert wait_log(srv, "application returned too few bytes (4) for specified "
@@ -512,10 +516,8 @@ def test_too_few_before_the_head_on_http10_keepalive_sends_both_headers(srv):
     # SPEC 12.2 step 3 adds Connection: close while the head is unsent,
     # and 12.5's HTTP/1.0 keep-alive row still adds Keep-Alive: waitress
     # sends both, close first (its set_close_on_finish ran first)
-    with srv.connect() as s:
-        s.sendall(b"GET /empty_cl HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-        data = read_all(s)  # and the server closed
-    status, headers, body = split(data)
+    status, headers, body = until_close(  # and the server closed
+        srv, b"GET /empty_cl HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
     assert status == "HTTP/1.0 200 OK"
     assert [v for k, v in headers if k == "Connection"] == ["close", "Keep-Alive"]
     assert [k for k, v in headers] == ["Connection", "Connection", "Content-Length",
@@ -773,10 +775,7 @@ def test_file_wrapper_read_may_return_bytearray(srv):
 def test_most_negative_content_length(srv):
     # as waitress: the header as given, no body, then close (the worker
     # used to negate INT64_MIN)
-    with srv.connect() as s:
-        s.sendall(b"GET /cl_most_negative HTTP/1.1\r\n\r\n")
-        data = read_all(s)
-    status, headers, body = split(data)
+    status, headers, body = until_close(srv, b"GET /cl_most_negative HTTP/1.1\r\n\r\n")
     assert status == "HTTP/1.1 200 OK"
     assert hmap(headers)["content-length"] == "-9223372036854775808"
     assert body == b""
@@ -875,10 +874,7 @@ def test_exc_info_after_headers_reraises(srv):
 
 
 def test_exc_info_keeps_first_content_length(srv):
-    with srv.connect() as s:
-        s.sendall(b"GET /exc_info_cl_quirk HTTP/1.1\r\n\r\n")
-        data = read_all(s)
-    status, headers, body = split(data)
+    status, headers, body = until_close(srv, b"GET /exc_info_cl_quirk HTTP/1.1\r\n\r\n")
     assert status == "HTTP/1.1 500 Internal Server Error"
     assert hmap(headers)["content-length"] == "10"
     assert "connection" not in hmap(headers)  # decided after the head went out

@@ -69,6 +69,14 @@ wd_sb_attached(void)
     return attached;
 }
 
+uint32_t
+wd_sb_used(struct wd_sb *sb)
+{
+    uint32_t n = atomic_load_explicit(&sb->used, memory_order_acquire);
+
+    return n < sb->nslots ? n : sb->nslots;
+}
+
 struct wd_sb_slot *
 wd_sb_slot(struct wd_sb *sb, int i)
 {
@@ -122,6 +130,9 @@ wd_sb_claim(struct wd_sb *sb, uint32_t generation)
                 RELAXED))
             continue;
         reset_slot(s, generation);
+        /* before the pid: whoever sees the pid scans this far */
+        if (atomic_load_explicit(&sb->used, RELAXED) < i + 1)
+            atomic_store_explicit(&sb->used, i + 1, memory_order_release);
         atomic_store_explicit(&s->pid, WD_SB_PID_RESERVED,
                               memory_order_release);
         return (int)i;
@@ -306,7 +317,9 @@ int
 wd_sb_sibling_accepts(struct wd_sb *sb, const struct wd_sb_slot *self,
                       int64_t now_ms, int64_t stale_ms)
 {
-    for (uint32_t i = 0; i < sb->nslots; i++) {
+    const uint32_t used = wd_sb_used(sb);
+
+    for (uint32_t i = 0; i < used; i++) {
         struct wd_sb_slot *s = &sb->slot[i];
         uint32_t accept;
 
@@ -323,11 +336,12 @@ wd_sb_better_sibling(struct wd_sb *sb, const struct wd_sb_slot *self,
                      int64_t now_ms, int64_t stale_ms, int64_t full_ms,
                      int *woken)
 {
+    const uint32_t used = wd_sb_used(sb);
     uint64_t mine, best_load = 0;
     int best = -1, any_woken = 0;
 
     mine = load_of(own->connections, own->full_since_ms, now_ms, full_ms);
-    for (uint32_t i = 0; i < sb->nslots; i++) {
+    for (uint32_t i = 0; i < used; i++) {
         struct wd_sb_slot *s = &sb->slot[i];
         uint32_t accept;
         uint64_t load;

@@ -35,7 +35,7 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "shm atomics (int)");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "shm atomics (long long)");
 
 #define WD_SB_MAGIC 0x77647362u /* "wdsb" */
-#define WD_SB_VERSION 1u
+#define WD_SB_VERSION 2u
 
 /* pid values that are not processes. */
 #define WD_SB_PID_FREE 0
@@ -94,6 +94,10 @@ enum wd_sb_accept {
 
 struct wd_sb {
     uint32_t magic, version, nslots; /* written once, before any fork */
+    /* one past the highest slot ever claimed (master, at claim; never
+       lowered): the siblings' scans, once per accepted connection, stop
+       here instead of walking every spare slot's cache line */
+    _Atomic uint32_t used;
     struct wd_sb_slot slot[];
 };
 
@@ -123,6 +127,9 @@ void wd_sb_release(struct wd_sb *sb, int slot);
  */
 void wd_sb_attach(struct wd_sb *sb);
 struct wd_sb *wd_sb_attached(void); /* NULL when none */
+
+/* How many slots from the first may hold a worker (see `used`). */
+uint32_t wd_sb_used(struct wd_sb *sb);
 
 /* Slot I, or NULL when I is out of range. */
 struct wd_sb_slot *wd_sb_slot(struct wd_sb *sb, int i);

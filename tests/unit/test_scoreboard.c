@@ -439,3 +439,46 @@ Test(scoreboard, fair_accept_prefers_a_free_thread_to_a_stuck_worker)
     cr_assert_eq(better(sb, self, 1, now - 1000, now, NULL), -1);
     wd_sb_free(sb);
 }
+
+Test(scoreboard, used_counts_up_to_the_highest_slot_ever_claimed)
+{
+    struct wd_sb *sb = wd_sb_new(8);
+
+    cr_assert_eq(wd_sb_used(sb), 0);
+    cr_assert_eq(wd_sb_claim(sb, 1), 0);
+    cr_assert_eq(wd_sb_claim(sb, 1), 1);
+    cr_assert_eq(wd_sb_claim(sb, 1), 2);
+    cr_assert_eq(wd_sb_used(sb), 3);
+    /* a release leaves the mark: the slot above may still be live */
+    wd_sb_release(sb, 1);
+    wd_sb_release(sb, 2);
+    cr_assert_eq(wd_sb_used(sb), 3);
+    /* reclaiming below it does not move it */
+    cr_assert_eq(wd_sb_claim(sb, 2), 1);
+    cr_assert_eq(wd_sb_used(sb), 3);
+    cr_assert_eq(wd_sb_claim(sb, 2), 2);
+    cr_assert_eq(wd_sb_claim(sb, 2), 3);
+    cr_assert_eq(wd_sb_used(sb), 4);
+    wd_sb_free(sb);
+}
+
+Test(scoreboard, fair_accept_sees_a_sibling_in_the_last_claimed_slot)
+{
+    struct wd_sb *sb = wd_sb_new(70);
+    struct wd_sb_slot *self;
+    int64_t now = wd_sb_now_ms();
+
+    for (int i = 0; i < 5; i++)
+        sibling(sb, i, 0);
+    /* only the first and the last claimed stay */
+    for (int i = 1; i < 4; i++)
+        wd_sb_release(sb, i);
+    self = wd_sb_slot(sb, 0);
+    wd_sb_set_connections(self, 9);
+    cr_assert_eq(better(sb, self, 9, 0, now, NULL), 4);
+    cr_assert_eq(wd_sb_sibling_accepts(sb, self, now, 3000), 1);
+    wd_sb_release(sb, 4);
+    cr_assert_eq(better(sb, self, 9, 0, now, NULL), -1);
+    cr_assert_eq(wd_sb_sibling_accepts(sb, self, now, 3000), 0);
+    wd_sb_free(sb);
+}

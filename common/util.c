@@ -8,7 +8,9 @@
 #include "util.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +115,15 @@ wd_cleanup_unix_socket(const char *path)
 }
 
 void
+wd_copy_str(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+void
 wd_strip_brackets(char *s)
 {
     size_t len = strlen(s);
@@ -121,6 +132,64 @@ wd_strip_brackets(char *s)
         memmove(s, s + 1, len - 2);
         s[len - 2] = '\0';
     }
+}
+
+/* Decimal V (0-65535) at P, NUL-terminated; the length written. */
+static size_t
+put_u16(char *p, unsigned v)
+{
+    char tmp[5];
+    size_t n = 0, len;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    len = n;
+    while (n > 0)
+        *p++ = tmp[--n];
+    *p = '\0';
+    return len;
+}
+
+int
+wd_format_peer(const struct sockaddr *sa, char *addr, size_t addrlen,
+               char *port, size_t portlen)
+{
+    unsigned pnum;
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+        const unsigned char *b = (const unsigned char *)&sin->sin_addr;
+        char *p = addr;
+
+        if (addrlen < INET_ADDRSTRLEN)
+            goto nospace;
+        for (int i = 0; i < 4; i++) {
+            p += put_u16(p, b[i]);
+            if (i < 3)
+                *p++ = '.';
+        }
+        pnum = ntohs(sin->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+
+        if (inet_ntop(AF_INET6, &sin6->sin6_addr, addr,
+                      (socklen_t)addrlen) == NULL)
+            return -1;
+        pnum = ntohs(sin6->sin6_port);
+    } else {
+        errno = EAFNOSUPPORT;
+        return -1;
+    }
+    if (portlen < sizeof "65535")
+        goto nospace;
+    put_u16(port, pnum);
+    return 0;
+
+nospace:
+    errno = ENOSPC;
+    return -1;
 }
 
 int

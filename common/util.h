@@ -30,6 +30,10 @@ int wd_undquote(const char *in, size_t in_len, char *out, size_t *out_len);
  */
 int wd_cleanup_unix_socket(const char *path);
 
+/* SRC into DST of SIZE (> 0) bytes, cut to fit, NUL-terminated: what
+ * snprintf(DST, SIZE, "%s", SRC) writes, at a fraction of its cost. */
+void wd_copy_str(char *dst, size_t size, const char *src);
+
 /* Remove one leading '[' and one trailing ']' when both are there, in place. */
 void wd_strip_brackets(char *s);
 
@@ -58,6 +62,18 @@ int wd_port_ok(const char *p);
  */
 int wd_stats_addr_resolve(const char *addr, struct addrinfo **res, char *err,
                           size_t errlen);
+
+struct sockaddr;
+
+/*
+ * The numeric address and port of SA (AF_INET or AF_INET6) into ADDR and
+ * PORT, as inet_ntop(3) and "%u" write them: an IPv4 address is written
+ * here directly (glibc's inet_ntop goes through sprintf, a twentieth of a
+ * closed connection's user-space instructions).  0, or -1 with errno
+ * EAFNOSUPPORT (another family) or ENOSPC (ADDR or PORT too short).
+ */
+int wd_format_peer(const struct sockaddr *sa, char *addr, size_t addrlen,
+                   char *port, size_t portlen);
 
 /* Nonzero when the kernel can create AF_INET6 sockets. */
 int wd_ipv6_available(void);

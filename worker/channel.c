@@ -47,6 +47,7 @@
 #include "loop.h"
 #include "mailbox.h"
 #include "pool.h"
+#include "util.h"
 #include "wd.h"
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -1223,8 +1224,8 @@ wd_channel_new(struct wd_loop *l, int fd, struct wd_loop_listener *lst,
     ch->fd = fd;
     ch->sfd = fd;
     ch->connected = 1;
-    snprintf(ch->remote_addr, sizeof ch->remote_addr, "%s", remote_addr);
-    snprintf(ch->remote_port, sizeof ch->remote_port, "%s", remote_port);
+    wd_copy_str(ch->remote_addr, sizeof ch->remote_addr, remote_addr);
+    wd_copy_str(ch->remote_port, sizeof ch->remote_port, remote_port);
     ch->last_activity = wd_loop_now();
     /* the read event is added by wd_channel_start */
 

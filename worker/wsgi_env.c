@@ -176,38 +176,45 @@ latin1(const char *s, size_t len)
 /*
  * The last str made for each environ slot: most values repeat from one
  * request to the next (method, protocol, server name and port, the peer
- * address), and str is immutable, so the same object serves again.
- * Only touched with the GIL held.
+ * address, often the path, and a client's Host, User-Agent, Accept...),
+ * and str is immutable, so the same object serves again.  Only touched
+ * with the GIL held.
  */
 enum { VC_METHOD, VC_PROTOCOL, VC_SERVER_NAME, VC_SERVER_PORT,
-       VC_REMOTE_ADDR, VC_REMOTE_HOST, VC_REMOTE_PORT, VC_COUNT,
-       VC_MAX = 64 };
-static struct {
+       VC_REMOTE_ADDR, VC_REMOTE_HOST, VC_REMOTE_PORT, VC_PATH, VC_QUERY,
+       VC_URI, VC_COUNT, VC_MAX = 64 };
+struct vslot {
     size_t len;
     char text[VC_MAX];
     PyObject *str;
-} vcache[VC_COUNT];
+};
+static struct vslot vcache[VC_COUNT];
 
-/* A new reference to the latin-1 str of S, from SLOT's cache if equal. */
+/* A new reference to the latin-1 str of S, from C if equal. */
 static PyObject *
-cached_latin1(int slot, const char *s, size_t len)
+cached_latin1_in(struct vslot *c, const char *s, size_t len)
 {
     PyObject *v;
 
-    if (vcache[slot].str != NULL && vcache[slot].len == len &&
-        memcmp(vcache[slot].text, s, len) == 0) {
-        Py_INCREF(vcache[slot].str);
-        return vcache[slot].str;
+    if (c->str != NULL && c->len == len && memcmp(c->text, s, len) == 0) {
+        Py_INCREF(c->str);
+        return c->str;
     }
     if ((v = latin1(s, len)) == NULL)
         return NULL;
     if (len <= VC_MAX) {
-        Py_XSETREF(vcache[slot].str, v);
+        Py_XSETREF(c->str, v);
         Py_INCREF(v);
-        memcpy(vcache[slot].text, s, len);
-        vcache[slot].len = len;
+        memcpy(c->text, s, len);
+        c->len = len;
     }
     return v;
+}
+
+static PyObject *
+cached_latin1(int slot, const char *s, size_t len)
+{
+    return cached_latin1_in(&vcache[slot], s, len);
 }
 
 /* Set KEY to a latin-1 str of S (cache SLOT, or -1), None when S is NULL. */
@@ -261,12 +268,14 @@ static struct {
     size_t len;
     char name[HK_MAX];
     PyObject *key;
+    struct vslot val; /* the last value of a header in this slot */
 } hkcache[HK_SLOTS];
 
 /* A new reference to the environ key for header NAME (LEN bytes), which
- * is "HTTP_" + NAME unless PLAIN (CONTENT_TYPE, CONTENT_LENGTH). */
+ * is "HTTP_" + NAME unless PLAIN (CONTENT_TYPE, CONTENT_LENGTH).  *VAL:
+ * the value cache of its slot, or NULL when the key is not cached. */
 static PyObject *
-header_key(const char *name, size_t len, int plain)
+header_key(const char *name, size_t len, int plain, struct vslot **val)
 {
     char stack[128], *kb = stack;
     unsigned h = 2166136261u;
@@ -281,8 +290,10 @@ header_key(const char *name, size_t len, int plain)
         memcmp(hkcache[slot].name + pre, name, len) == 0 &&
         (plain || memcmp(hkcache[slot].name, "HTTP_", 5) == 0)) {
         Py_INCREF(hkcache[slot].key);
+        *val = &hkcache[slot].val;
         return hkcache[slot].key;
     }
+    *val = NULL;
     if (len + pre > sizeof stack && (kb = malloc(len + pre)) == NULL)
         return PyErr_NoMemory();
     memcpy(kb, "HTTP_", pre);
@@ -294,6 +305,7 @@ header_key(const char *name, size_t len, int plain)
         Py_XSETREF(hkcache[slot].key, key);
         memcpy(hkcache[slot].name, kb, len + pre);
         hkcache[slot].len = len + pre;
+        *val = &hkcache[slot].val;
     }
     if (kb != stack)
         free(kb);
@@ -362,6 +374,7 @@ add_headers(struct wd_wsgi_req *rq, PyObject *env, struct wd_proxy_env *pe)
         const char *val = h->value;
         size_t vlen = h->value_len;
         PyObject *key, *v;
+        struct vslot *vc;
         int pi, rc;
 
         if (is_name(h, "HOST")) {
@@ -379,10 +392,12 @@ add_headers(struct wd_wsgi_req *rq, PyObject *env, struct wd_proxy_env *pe)
 
         key = header_key(h->name, h->name_len,
                          is_name(h, "CONTENT_TYPE") ||
-                             is_name(h, "CONTENT_LENGTH"));
+                             is_name(h, "CONTENT_LENGTH"),
+                         &vc);
         if (key == NULL)
             return -1;
-        if ((v = latin1(val, vlen)) == NULL) {
+        v = vc != NULL ? cached_latin1_in(vc, val, vlen) : latin1(val, vlen);
+        if (v == NULL) {
             Py_DECREF(key);
             return -1;
         }
@@ -481,10 +496,12 @@ wd_wsgi_environ(struct wd_wsgi_req *rq, const char **bad_header,
               req->path, req->path_len, &path, &path_len);
     if (set_str_slot(env, k[WK_REQUEST_METHOD], VC_METHOD, req->method,
                      strlen(req->method)) ||
-        set_str(env, k[WK_PATH_INFO], path, path_len) ||
-        set_str(env, k[WK_QUERY_STRING], req->query ? req->query : "",
-                req->query ? req->query_len : 0) ||
-        set_str(env, k[WK_REQUEST_URI], req->target, req->target_len) ||
+        set_str_slot(env, k[WK_PATH_INFO], VC_PATH, path, path_len) ||
+        set_str_slot(env, k[WK_QUERY_STRING], VC_QUERY,
+                     req->query ? req->query : "",
+                     req->query ? req->query_len : 0) ||
+        set_str_slot(env, k[WK_REQUEST_URI], VC_URI, req->target,
+                     req->target_len) ||
         (pe.server_name == cfg->server_name && pe.server_name != NULL
              ? PyDict_SetItem(env, k[WK_SERVER_NAME], wd_wsgi.server_name)
              : set_or_del(env, k[WK_SERVER_NAME], VC_SERVER_NAME,

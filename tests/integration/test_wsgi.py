@@ -164,6 +164,26 @@ def test_header_names_of_every_length_near_the_key_cache_size(echo_srv):
             assert d["environ"][key] == str(n)
 
 
+def test_environ_values_that_change_between_requests(echo_srv):
+    # The worker reuses the str of a value equal to the last one in the
+    # same place (path, query, target, each header); values of the same
+    # length, either side of the 64 bytes it keeps, must still come out
+    # as sent, request after request.
+    for n in (1, 63, 64, 65):
+        for c in "abab":
+            host = c * n
+            path = "/" + c * (n - 1) if n > 1 else "/"
+            d = echo(echo_srv, f"GET {path}?{c * n} HTTP/1.1\r\nHost: {host}\r\n"
+                               f"X-V: {c * n}\r\nX-W: \xe9{c}\r\n\r\n".encode("latin-1"))
+            env = d["environ"]
+            assert env["HTTP_HOST"] == host
+            assert env["PATH_INFO"] == path
+            assert env["QUERY_STRING"] == c * n
+            assert env["REQUEST_URI"] == f"{path}?{c * n}"
+            assert env["HTTP_X_V"] == c * n
+            assert env["HTTP_X_W"] == "\xe9" + c
+
+
 def test_environ_without_body_headers(echo_srv):
     d = echo(echo_srv, b"GET / HTTP/1.0\r\n\r\n")
     env = d["environ"]

@@ -89,8 +89,9 @@ static PyTypeObject discon_type = {
 
 /*
  * The environ's fixed keys, in their order, with the values that do not
- * change within a worker (None stands in for the per-request ones).
- * Built on the first request, once the bridge's state is complete.
+ * change within a worker; the per-request ones (None at first) hold the
+ * last request's values (tmpl_set).  Built on the first request, once
+ * the bridge's state is complete.
  */
 static PyObject *env_template;
 
@@ -215,6 +216,38 @@ static PyObject *
 cached_latin1(int slot, const char *s, size_t len)
 {
     return cached_latin1_in(&vcache[slot], s, len);
+}
+
+/* cached_latin1 of the string S; None when S is NULL (its key is then
+ * deleted from the copy). */
+static PyObject *
+cached_opt(int slot, const char *s)
+{
+    return s == NULL ? Py_NewRef(Py_None) : cached_latin1(slot, s, strlen(s));
+}
+
+/*
+ * The value each fixed key has in the template (borrowed: the template
+ * keeps it alive, so no other object can take its address meanwhile).
+ * A request whose value is the last one's then costs no dict store.
+ */
+static PyObject *tmpl_val[WK_COUNT];
+
+/* Put V (a new reference, consumed; NULL: an error is set) under KEY in
+ * the template unless it is there already.  0 or -1. */
+static int
+tmpl_set(int key, PyObject *v)
+{
+    int rc = 0;
+
+    if (v == NULL)
+        return -1;
+    if (tmpl_val[key] != v) {
+        if ((rc = PyDict_SetItem(env_template, wd_wsgi.keys[key], v)) == 0)
+            tmpl_val[key] = v;
+    }
+    Py_DECREF(v);
+    return rc;
 }
 
 /* Set KEY to a latin-1 str of S (cache SLOT, or -1), None when S is NULL. */
@@ -487,31 +520,51 @@ wd_wsgi_environ(struct wd_wsgi_req *rq, const char **bad_header,
 
     if (env_template == NULL && build_template() < 0)
         goto finally;
-    /* a copy of the template is one allocation and a memcpy; every
-     * per-request key below then replaces a value in place */
-    if ((env = PyDict_Copy(env_template)) == NULL)
+    /* sys.stderr now (the app may replace it): PySys_GetObject without
+     * making a str of the name each time */
+    errors = PyDict_GetItemWithError(sys_dict, str_stderr); /* borrowed */
+    if (errors == NULL && PyErr_Occurred())
         goto finally;
     /* a prefix beyond latin-1 matches no path (a latin-1 str) */
     path_info(cfg->utf8_text & WD_UTF8_URL_PREFIX ? NULL : cfg->url_prefix,
               req->path, req->path_len, &path, &path_len);
-    if (set_str_slot(env, k[WK_REQUEST_METHOD], VC_METHOD, req->method,
-                     strlen(req->method)) ||
-        set_str_slot(env, k[WK_PATH_INFO], VC_PATH, path, path_len) ||
-        set_str_slot(env, k[WK_QUERY_STRING], VC_QUERY,
-                     req->query ? req->query : "",
-                     req->query ? req->query_len : 0) ||
-        set_str_slot(env, k[WK_REQUEST_URI], VC_URI, req->target,
-                     req->target_len) ||
-        (pe.server_name == cfg->server_name && pe.server_name != NULL
-             ? PyDict_SetItem(env, k[WK_SERVER_NAME], wd_wsgi.server_name)
-             : set_or_del(env, k[WK_SERVER_NAME], VC_SERVER_NAME,
-                          pe.server_name)) ||
-        set_or_del(env, k[WK_SERVER_PORT], VC_SERVER_PORT, pe.server_port) ||
-        set_str_slot(env, k[WK_SERVER_PROTOCOL], VC_PROTOCOL,
-                     req->http11 ? "HTTP/1.1" : "HTTP/1.0", 8) ||
-        set_or_del(env, k[WK_REMOTE_ADDR], VC_REMOTE_ADDR, pe.remote_addr) ||
-        set_or_del(env, k[WK_REMOTE_HOST], VC_REMOTE_HOST, pe.remote_host) ||
-        set_or_del(env, k[WK_REMOTE_PORT], VC_REMOTE_PORT, pe.remote_port))
+    /* the values of the fixed keys go into the template, where only those
+     * that differ from the last request's are set, then one copy */
+    if (tmpl_set(WK_REQUEST_METHOD,
+                 cached_latin1(VC_METHOD, req->method, strlen(req->method))) ||
+        tmpl_set(WK_PATH_INFO, cached_latin1(VC_PATH, path, path_len)) ||
+        tmpl_set(WK_QUERY_STRING,
+                 cached_latin1(VC_QUERY, req->query ? req->query : "",
+                               req->query ? req->query_len : 0)) ||
+        tmpl_set(WK_REQUEST_URI,
+                 cached_latin1(VC_URI, req->target, req->target_len)) ||
+        tmpl_set(WK_SERVER_NAME,
+                 pe.server_name == cfg->server_name && pe.server_name != NULL
+                     ? Py_NewRef(wd_wsgi.server_name)
+                     : cached_opt(VC_SERVER_NAME, pe.server_name)) ||
+        tmpl_set(WK_SERVER_PORT, cached_opt(VC_SERVER_PORT, pe.server_port)) ||
+        tmpl_set(WK_SERVER_PROTOCOL,
+                 cached_latin1(VC_PROTOCOL,
+                               req->http11 ? "HTTP/1.1" : "HTTP/1.0", 8)) ||
+        tmpl_set(WK_REMOTE_ADDR, cached_opt(VC_REMOTE_ADDR, pe.remote_addr)) ||
+        tmpl_set(WK_REMOTE_HOST, cached_opt(VC_REMOTE_HOST, pe.remote_host)) ||
+        tmpl_set(WK_REMOTE_PORT, cached_opt(VC_REMOTE_PORT, pe.remote_port)) ||
+        tmpl_set(WK_WSGI_ERRORS, Py_NewRef(errors ? errors : Py_None)))
+        goto finally;
+    /* a copy of the template is one allocation and a memcpy */
+    if ((env = PyDict_Copy(env_template)) == NULL)
+        goto finally;
+    /* absent after the proxy rules (SPEC.md 11) */
+    if ((pe.server_name == NULL &&
+         PyDict_DelItem(env, k[WK_SERVER_NAME]) < 0) ||
+        (pe.server_port == NULL &&
+         PyDict_DelItem(env, k[WK_SERVER_PORT]) < 0) ||
+        (pe.remote_addr == NULL &&
+         PyDict_DelItem(env, k[WK_REMOTE_ADDR]) < 0) ||
+        (pe.remote_host == NULL &&
+         PyDict_DelItem(env, k[WK_REMOTE_HOST]) < 0) ||
+        (pe.remote_port == NULL &&
+         PyDict_DelItem(env, k[WK_REMOTE_PORT]) < 0))
         goto finally;
     /* the template holds the configured scheme */
     if (pe.url_scheme != cfg->url_scheme &&
@@ -525,13 +578,7 @@ wd_wsgi_environ(struct wd_wsgi_req *rq, const char **bad_header,
         goto finally;
     ((struct discon *)rq->discon)->t = rq->t;
     ((struct discon *)rq->discon)->gone = NULL;
-    /* sys.stderr now (the app may replace it): PySys_GetObject without
-     * making a str of the name each time */
-    errors = PyDict_GetItemWithError(sys_dict, str_stderr); /* borrowed */
-    if (errors == NULL && PyErr_Occurred())
-        goto finally;
     if (PyDict_SetItem(env, k[WK_WSGI_INPUT], rq->input) ||
-        PyDict_SetItem(env, k[WK_WSGI_ERRORS], errors ? errors : Py_None) ||
         PyDict_SetItem(env, k[WK_CLIENT_DISCONNECTED], rq->discon))
         goto finally;
 

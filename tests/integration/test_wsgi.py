@@ -314,6 +314,27 @@ def test_trusted_proxy_rewrites_environ(server_factory):
     assert env["HTTP_X_FORWARDED_FOR"] == "198.51.100.7"
 
 
+def test_proxied_and_direct_requests_alternate_on_one_worker(server_factory):
+    # The worker keeps the last request's fixed values in its environ
+    # template; a rewritten request must not leave its values behind.
+    s = server_factory("echo:app", args=[
+        "--trusted-proxy=127.0.0.1",
+        "--trusted-proxy-headers=x-forwarded-for x-forwarded-host x-forwarded-proto"])
+    port = str(s.port)
+    for _ in range(3):
+        env = echo(s, b"GET /p HTTP/1.1\r\nHost: internal\r\nX-Forwarded-For: 198.51.100.7\r\n"
+                   b"X-Forwarded-Host: example.com\r\nX-Forwarded-Proto: https\r\n\r\n")["environ"]
+        assert (env["REMOTE_ADDR"], env["REMOTE_HOST"]) == ("198.51.100.7",) * 2
+        assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("example.com", "443")
+        assert env["wsgi.url_scheme"] == "https"
+        env = echo(s, b"GET /d HTTP/1.0\r\nHost: internal\r\n\r\n")["environ"]
+        assert (env["REMOTE_ADDR"], env["REMOTE_HOST"]) == ("127.0.0.1",) * 2
+        assert env["REMOTE_PORT"] != "443"
+        assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("waitress.invalid", port)
+        assert (env["wsgi.url_scheme"], env["SERVER_PROTOCOL"]) == ("http", "HTTP/1.0")
+        assert env["PATH_INFO"] == "/d"
+
+
 def test_malformed_proxy_header_gives_generator_400(server_factory):
     s = server_factory("echo:app", args=[
         "--trusted-proxy=127.0.0.1", "--trusted-proxy-headers=x-forwarded-proto"])

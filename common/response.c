@@ -22,10 +22,17 @@
 #include "httpdate.h"
 #include "wd.h"
 
-static const char *const hop_by_hop[] = {
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-    "te",         "trailer",    "transfer-encoding",  "upgrade",
+#define NAME(s) {s, sizeof s - 1}
+/* with their lengths: every app header is asked, and few have one */
+static const struct {
+    const char *name;
+    size_t len;
+} hop_by_hop[] = {
+    NAME("connection"), NAME("keep-alive"), NAME("proxy-authenticate"),
+    NAME("proxy-authorization"), NAME("te"), NAME("trailer"),
+    NAME("transfer-encoding"), NAME("upgrade"),
 };
+#undef NAME
 
 static int
 ascii_lower(int c)
@@ -79,7 +86,8 @@ int
 wd_response_is_hop_by_hop(const char *name, size_t len)
 {
     for (size_t i = 0; i < WD_ARRAY_LEN(hop_by_hop); i++) {
-        if (wd_response_name_is(name, len, hop_by_hop[i]))
+        if (hop_by_hop[i].len == len &&
+            wd_response_name_is(name, len, hop_by_hop[i].name))
             return 1;
     }
     return 0;
@@ -226,7 +234,8 @@ wd_response_head(struct wd_response *r, const char *status,
         x->value_len = h[i].value_len;
         x->order = ne;
         p += h[i].name_len;
-        if (wd_response_name_is(x->name, x->name_len, "content-length")) {
+        if (x->name_len == 14 &&
+            wd_response_name_is(x->name, x->name_len, "content-length")) {
             if (!r->has_body)
                 continue;
             cl_hdr = x;

@@ -127,8 +127,13 @@ build_template(void)
         {WK_CLIENT_DISCONNECTED, Py_None},
     };
 
-    /* room for the usual request headers too, so copies seldom grow */
-    if ((t = _PyDict_NewPresized(42)) == NULL)
+    /* Not _PyDict_NewPresized: it makes a table for keys of any type,
+     * 24 bytes an entry, which put each copy past 1 KiB, a size glibc's
+     * per-thread cache does not keep (every copy then merged free
+     * chunks first).  Built key by key, the table is for str keys only,
+     * 16 bytes an entry, and the 22 fixed keys grow it to 42 usable:
+     * room for the usual request headers too. */
+    if ((t = PyDict_New()) == NULL)
         return -1;
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         if (PyDict_SetItem(t, k[fixed[i].key],

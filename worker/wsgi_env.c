@@ -534,7 +534,10 @@ wd_wsgi_environ(struct wd_wsgi_req *rq, const char **bad_header,
     path_info(cfg->utf8_text & WD_UTF8_URL_PREFIX ? NULL : cfg->url_prefix,
               req->path, req->path_len, &path, &path_len);
     /* the values of the fixed keys go into the template, where only those
-     * that differ from the last request's are set, then one copy */
+     * that differ from the last request's are set, then one copy.  Only
+     * str values are replaced there (the value caches' and None), whose
+     * release runs no Python code, so the GIL stays with this thread
+     * from the first store to the copy. */
     if (tmpl_set(WK_REQUEST_METHOD,
                  cached_latin1(VC_METHOD, req->method, strlen(req->method))) ||
         tmpl_set(WK_PATH_INFO, cached_latin1(VC_PATH, path, path_len)) ||
@@ -553,8 +556,7 @@ wd_wsgi_environ(struct wd_wsgi_req *rq, const char **bad_header,
                                req->http11 ? "HTTP/1.1" : "HTTP/1.0", 8)) ||
         tmpl_set(WK_REMOTE_ADDR, cached_opt(VC_REMOTE_ADDR, pe.remote_addr)) ||
         tmpl_set(WK_REMOTE_HOST, cached_opt(VC_REMOTE_HOST, pe.remote_host)) ||
-        tmpl_set(WK_REMOTE_PORT, cached_opt(VC_REMOTE_PORT, pe.remote_port)) ||
-        tmpl_set(WK_WSGI_ERRORS, Py_NewRef(errors ? errors : Py_None)))
+        tmpl_set(WK_REMOTE_PORT, cached_opt(VC_REMOTE_PORT, pe.remote_port)))
         goto finally;
     /* a copy of the template is one allocation and a memcpy */
     if ((env = PyDict_Copy(env_template)) == NULL)
@@ -583,7 +585,12 @@ wd_wsgi_environ(struct wd_wsgi_req *rq, const char **bad_header,
         goto finally;
     ((struct discon *)rq->discon)->t = rq->t;
     ((struct discon *)rq->discon)->gone = NULL;
+    /* wsgi.errors into the copy, not the template: replacing the
+     * template's would drop the last reference to a stderr the app has
+     * replaced, and its finalizer could let another thread change the
+     * template between this request's values and its copy */
     if (PyDict_SetItem(env, k[WK_WSGI_INPUT], rq->input) ||
+        PyDict_SetItem(env, k[WK_WSGI_ERRORS], errors ? errors : Py_None) ||
         PyDict_SetItem(env, k[WK_CLIENT_DISCONNECTED], rq->discon))
         goto finally;
 

@@ -881,3 +881,31 @@ def dispatch(environ, start_response):
         start_response("404 Not Found", list(TEXT))
         return [b"no such app"]
     return target(environ, start_response)
+
+
+class _SlowToFree:
+    """A stand-in sys.stderr whose release sleeps (and so lets go of the
+    GIL): the server must not release one between taking a request's
+    values and copying them into its environ."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def write(self, s):
+        return self.real.write(s)
+
+    def flush(self):
+        self.real.flush()
+
+    def __del__(self):
+        time.sleep(0.3)
+
+
+def stderr_swapper(environ, start_response):
+    """/swap puts a new _SlowToFree in sys.stderr; every path is echoed."""
+    path = environ["PATH_INFO"]
+    if path == "/swap":
+        sys.stderr = _SlowToFree(sys.__stderr__)
+    body = path.encode("latin-1")
+    start_response("200 OK", TEXT + [("Content-Length", str(len(body)))])
+    return [body]

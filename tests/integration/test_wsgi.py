@@ -335,6 +335,26 @@ def test_proxied_and_direct_requests_alternate_on_one_worker(server_factory):
         assert env["PATH_INFO"] == "/d"
 
 
+def test_a_request_keeps_its_own_environ_values_while_stderr_is_freed(server_factory):
+    # The worker keeps a request's fixed values in its environ template
+    # until it copies it.  wsgi.errors went there too: a request that
+    # replaced it there dropped the last reference to an app's swapped-out
+    # sys.stderr, whose finalizer let go of the GIL, and a concurrent
+    # request's values got into the first one's copy.
+    s = server_factory("wsgiapps:stderr_swapper", threads=4)
+    for i in range(3):
+        get(s, "/swap")
+        get(s, "/settle")  # the template now holds this stderr
+        get(s, "/swap")    # ... and nothing else: the next request frees it
+        socks = [s.connect(10) for _ in range(2)]
+        for n, c in enumerate(socks):
+            c.sendall(f"GET /r{i}-{n} HTTP/1.0\r\n\r\n".encode())
+        bodies = [split(read_all(c))[2] for c in socks]
+        for c in socks:
+            c.close()
+        assert bodies == [f"/r{i}-0".encode(), f"/r{i}-1".encode()]
+
+
 def test_malformed_proxy_header_gives_generator_400(server_factory):
     s = server_factory("echo:app", args=[
         "--trusted-proxy=127.0.0.1", "--trusted-proxy-headers=x-forwarded-proto"])

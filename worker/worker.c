@@ -19,6 +19,8 @@
  * the busy-thread gauge (around every task) and, from the loop, the
  * heartbeat and counters.  SIGABRT (heartbeat timeout, SPEC.md 4.4) has a
  * plain handler, not an evsignal: the loop it would run on may be stuck.
+ * So do INT and QUIT while the app is being imported, so that they exit
+ * at once then too; after that they are the loop's, as TERM and USR1.
  */
 #include "autoconfig.h"
 
@@ -57,7 +59,9 @@
    terminal into a loop of restarts; ignored, the kernel lets it go.) */
 static const int ignored_signals[] = {SIGTTIN, SIGTTOU, SIGPIPE};
 static const int idle_signals[] = {SIGHUP, SIGWINCH, SIGUSR2};
-static const int handled_signals[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1};
+static const int handled_signals[] = {SIGTERM, SIGUSR1, SIGINT, SIGQUIT};
+/* the last two: by quit_handler until the app is imported (quit_by_loop) */
+#define QUIT_FIRST 2
 
 /* The worker's own handlers, as installed (take_signals): told from the
    app's in a forked child; the first OWN_KEPT are put back after the
@@ -194,6 +198,19 @@ idle_handler(int sig)
     (void)sig;
 }
 
+/* INT and QUIT (SPEC.md 4.4) while the app is being imported, and once
+ * the loop has let them go at the worker's end: a fast stop, at once.
+ * The loop takes them only once it can run (quit_by_loop): from a plain
+ * handler, they would end the process before the loop thread wrote the
+ * records of the iteration it is in.  Async-signal-safe. */
+static void
+quit_handler(int sig)
+{
+    (void)sig;
+    wd_log_flush_signal();
+    _exit(WD_EXIT_OK);
+}
+
 /* In a child the app forks without exec (os.fork, multiprocessing's
  * default): every signal the worker set goes back to its default action.
  * libevent's handler would write to a socket pair the child shares with
@@ -246,9 +263,10 @@ retake_signals(void)
  * every process an app thread starts (subprocess keeps its caller's
  * mask): blocked there, Popen.terminate() or `timeout` could not stop
  * it.  Done before Python starts, so the app's import-time threads get
- * it too.  A TERM or QUIT during the boot waits in libevent's socketpair
- * until the loop runs, as it waited in the mask before.  Where the
- * signals land: wd_worker_main. */
+ * it too.  A TERM or USR1 during the boot waits in libevent's socketpair
+ * until the loop runs, as it waited in the mask before; INT and QUIT
+ * exit at once (quit_handler, until quit_by_loop).  Where the signals
+ * land: wd_worker_main. */
 static int
 take_signals(struct event_base *base, struct event **sigev, void *loop)
 {
@@ -264,10 +282,22 @@ take_signals(struct event_base *base, struct event **sigev, void *loop)
     sa.sa_flags = SA_RESTART;
     for (size_t i = 0; i < WD_ARRAY_LEN(idle_signals); i++)
         sigaction(idle_signals[i], &sa, NULL);
+    /* before libevent takes TERM and USR1: it puts back what it found
+     * when its events are freed at the worker's very end, and a USR1
+     * (logrotate) or TERM arriving then must not kill a worker that is
+     * exiting 0 (the master would take it for a crash, SPEC.md 4.5).  A
+     * handler, not SIG_IGN, which would drop a TERM pending since the
+     * fork. */
+    for (size_t i = 0; i < QUIT_FIRST; i++)
+        sigaction(handled_signals[i], &sa, NULL);
+    sa.sa_handler = quit_handler;
+    sa.sa_flags = 0;
+    for (size_t i = QUIT_FIRST; i < WD_ARRAY_LEN(handled_signals); i++)
+        sigaction(handled_signals[i], &sa, NULL);
     sa.sa_sigaction = abort_handler;
     sa.sa_flags = SA_SIGINFO;
     sigaction(SIGABRT, &sa, NULL);
-    for (size_t i = 0; i < WD_ARRAY_LEN(handled_signals); i++) {
+    for (size_t i = 0; i < QUIT_FIRST; i++) {
         sigev[i] = evsignal_new(base, handled_signals[i], signal_cb, loop);
         if (sigev[i] == NULL || event_add(sigev[i], NULL) != 0) {
             wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot watch signal %d",
@@ -283,6 +313,27 @@ take_signals(struct event_base *base, struct event **sigev, void *loop)
     }
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    return 0;
+}
+
+/* After the app's import: the loop takes INT and QUIT from quit_handler,
+ * which it puts back when its events are freed.  own_actions follows,
+ * for a child the app forks later (forked_child).  0 or -1. */
+static int
+quit_by_loop(struct event_base *base, struct event **sigev, void *loop)
+{
+    for (size_t i = QUIT_FIRST; i < WD_ARRAY_LEN(handled_signals); i++) {
+        sigev[i] = evsignal_new(base, handled_signals[i], signal_cb, loop);
+        if (sigev[i] == NULL || event_add(sigev[i], NULL) != 0) {
+            wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot watch signal %d",
+                   handled_signals[i]);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < WD_ARRAY_LEN(own_signals); i++) {
+        if (own_signals[i] == SIGINT || own_signals[i] == SIGQUIT)
+            sigaction(own_signals[i], NULL, &own_actions[i]);
+    }
     return 0;
 }
 
@@ -490,8 +541,11 @@ wd_worker_main(const struct wd_config *cfg, const int *fds, size_t nfds,
      * and the Python handlers the app set run here (wd_wsgi_main_wait). */
     if (take_signals(base, sigev, &loop) != 0)
         rc = WD_EXIT_BOOT;
-    else if ((rc = wd_wsgi_init(cfg, cfg->workers)) == 0)
+    else if ((rc = wd_wsgi_init(cfg, cfg->workers)) == 0) {
         retake_signals();
+        if (quit_by_loop(base, sigev, &loop) != 0)
+            rc = WD_EXIT_BOOT;
+    }
     if (rc == 0 && wd_loop_init(&loop, base, cfg, fds, nfds) != 0)
         rc = WD_EXIT_BOOT; /* it closed the fds */
     else if (rc != 0)

@@ -628,6 +628,53 @@ def test_max_requests_retires_worker(master):
     assert "[waitressd.master] Worker exiting (pid: " in log, log
 
 
+def test_a_worker_retiring_under_usr1_exits_0(master):
+    # At its very end a worker frees its signal events, and libevent puts
+    # back the action it found: the default, which for USR1 (logrotate's
+    # postrotate) killed a worker that had already logged "Worker
+    # exiting"; the master then saw an unexpected death and backed off.
+    srv = master(app="slowboot:app", args=["--max-requests=2"], workers=2, threads=2)
+    stop = threading.Event()
+
+    def usr1_storm():
+        while not stop.is_set():
+            srv.signal(signal.SIGUSR1)
+            time.sleep(0.01)
+
+    storm = threading.Thread(target=usr1_storm)
+    storm.start()
+    try:
+        for _ in range(120):
+            status, _, _ = http_get(srv.port, "/", timeout=10)
+            assert status.endswith("200 OK")
+    finally:
+        stop.set()
+        storm.join()
+    log = srv.log()
+    assert log.count("Autorestarting worker after current request.") >= 30
+    assert "was sent SIGUSR1" not in log, log
+    assert "exited with code" not in log, log
+
+
+def test_a_worker_still_importing_its_app_quits_at_once(tmp_path):
+    # SPEC.md 4.4: INT and QUIT exit at once.  A worker importing its app
+    # left them to its loop, which runs only after the import.
+    for sig in (signal.SIGQUIT, signal.SIGINT):
+        d = tmp_path / sig.name
+        d.mkdir()
+        (d / "slowboot").write_text("60")
+        srv = Server(d, app="slowboot:app").start(wait=False)
+        try:
+            worker = wait_for(lambda: children(srv.proc.pid), 10)
+            assert worker, srv.log()
+            time.sleep(0.5)  # well into its minute of import
+            os.kill(worker[0], sig)
+            assert wait_for(lambda: not alive(worker[0]), 5), srv.log()
+            assert wait_for(lambda: f"Worker (pid:{worker[0]}) exited with code 0" in srv.log(), 5), srv.log()
+        finally:
+            srv.stop(signal.SIGINT)  # its next worker imports for a minute
+
+
 def test_worker_termed_by_someone_else_is_an_unexpected_exit(master):
     # SPEC.md 4.5: only the master's own requests (stop, reload, TTOU) and
     # max_requests are expected exits.  A TERM from outside makes the worker

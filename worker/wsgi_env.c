@@ -525,11 +525,6 @@ wd_wsgi_environ(struct wd_wsgi_req *rq, const char **bad_header,
 
     if (env_template == NULL && build_template() < 0)
         goto finally;
-    /* sys.stderr now (the app may replace it): PySys_GetObject without
-     * making a str of the name each time */
-    errors = PyDict_GetItemWithError(sys_dict, str_stderr); /* borrowed */
-    if (errors == NULL && PyErr_Occurred())
-        goto finally;
     /* a prefix beyond latin-1 matches no path (a latin-1 str) */
     path_info(cfg->utf8_text & WD_UTF8_URL_PREFIX ? NULL : cfg->url_prefix,
               req->path, req->path_len, &path, &path_len);
@@ -585,10 +580,17 @@ wd_wsgi_environ(struct wd_wsgi_req *rq, const char **bad_header,
         goto finally;
     ((struct discon *)rq->discon)->t = rq->t;
     ((struct discon *)rq->discon)->gone = NULL;
-    /* wsgi.errors into the copy, not the template: replacing the
-     * template's would drop the last reference to a stderr the app has
-     * replaced, and its finalizer could let another thread change the
-     * template between this request's values and its copy */
+    /* sys.stderr now (the app may replace it): PySys_GetObject without
+     * making a str of the name each time.  Borrowed, so looked up right
+     * before its store: opening a spilled body's file above lets go of
+     * the GIL, and an app thread replacing sys.stderr meanwhile may free
+     * what an earlier lookup found.  Into the copy, not the template:
+     * replacing the template's would drop the last reference to a stderr
+     * the app has replaced, and its finalizer could let another thread
+     * change the template between this request's values and its copy. */
+    errors = PyDict_GetItemWithError(sys_dict, str_stderr);
+    if (errors == NULL && PyErr_Occurred())
+        goto finally;
     if (PyDict_SetItem(env, k[WK_WSGI_INPUT], rq->input) ||
         PyDict_SetItem(env, k[WK_WSGI_ERRORS], errors ? errors : Py_None) ||
         PyDict_SetItem(env, k[WK_CLIENT_DISCONNECTED], rq->discon))

@@ -909,3 +909,43 @@ def stderr_swapper(environ, start_response):
     body = path.encode("latin-1")
     start_response("200 OK", TEXT + [("Content-Length", str(len(body)))])
     return [body]
+
+
+class _Sink:
+    __slots__ = ("n",)
+
+    def __init__(self, n):
+        self.n = n
+
+    def write(self, s):
+        return len(s)
+
+    def flush(self):
+        pass
+
+
+_churn_started = []
+_churn_lock = threading.Lock()
+
+
+def _churn():
+    import collections
+    ring = collections.deque(maxlen=1000)
+    n = 0
+    while True:
+        n += 1
+        sys.stderr = _Sink(n)  # drops the last reference to the previous one
+        ring.append(bytes(15))  # the same allocation size: reuses its block
+
+
+def stderr_churn(environ, start_response):
+    """A thread of the app replaces sys.stderr without pause; answers the
+    type of wsgi.errors after reading the body."""
+    with _churn_lock:
+        if not _churn_started:
+            _churn_started.append(1)
+            threading.Thread(target=_churn, daemon=True).start()
+    environ["wsgi.input"].read()
+    body = type(environ["wsgi.errors"]).__name__.encode()
+    start_response("200 OK", TEXT + [("Content-Length", str(len(body)))])
+    return [body]

@@ -355,6 +355,21 @@ def test_a_request_keeps_its_own_environ_values_while_stderr_is_freed(server_fac
         assert bodies == [f"/r{i}-0".encode(), f"/r{i}-1".encode()]
 
 
+def test_wsgi_errors_stays_alive_while_the_app_swaps_sys_stderr(server_factory):
+    # The worker looked sys.stderr up (a borrowed reference), then opened
+    # the spilled body's file, which lets go of the GIL; an app thread
+    # replacing sys.stderr meanwhile freed the object the environ then
+    # got: the app touched freed memory and the worker crashed (about 1
+    # request in 60 here).
+    s = server_factory("wsgiapps:stderr_churn", args=["--inbuf-overflow=1024"])
+    body = b"x" * 16384
+    raw = b"POST / HTTP/1.0\r\nContent-Length: 16384\r\n\r\n" + body
+    for _ in range(600):
+        status, _, answer = split(fetch(s, raw))
+        assert (status, answer) == ("HTTP/1.0 200 OK", b"_Sink"), s.log()
+    assert "was sent SIG" not in s.log()
+
+
 def test_malformed_proxy_header_gives_generator_400(server_factory):
     s = server_factory("echo:app", args=[
         "--trusted-proxy=127.0.0.1", "--trusted-proxy-headers=x-forwarded-proto"])

@@ -130,9 +130,15 @@ wd_sb_claim(struct wd_sb *sb, uint32_t generation)
                 RELAXED))
             continue;
         reset_slot(s, generation);
-        /* before the pid: whoever sees the pid scans this far */
-        if (atomic_load_explicit(&sb->used, RELAXED) < i + 1)
-            atomic_store_explicit(&sb->used, i + 1, memory_order_release);
+        /* before the pid: whoever sees the pid scans this far.  A raise
+           only, by CAS like the claim, so that a second claimer could
+           not lower it under a live slot */
+        uint32_t used = atomic_load_explicit(&sb->used, RELAXED);
+
+        while (used < i + 1 &&
+               !atomic_compare_exchange_weak_explicit(
+                   &sb->used, &used, i + 1, memory_order_release, RELAXED))
+            ;
         atomic_store_explicit(&s->pid, WD_SB_PID_RESERVED,
                               memory_order_release);
         return (int)i;

@@ -1091,7 +1091,24 @@ finally:
         rq->iter_closed = 1;
         PyErr_Fetch(&type, &value, &tb);
         if (has_attr(result, &str_close, "close")) {
-            if ((r = PyObject_CallMethod(result, "close", NULL)) == NULL) {
+            PyObject *handled = NULL;
+
+            /* close() runs as in waitress's try/finally: an error of the
+             * iteration is the one being handled, so an error of close()
+             * gets it as __context__ and the traceback shows both */
+            if (type != NULL) {
+                PyErr_NormalizeException(&type, &value, &tb);
+                if (tb != NULL)
+                    PyException_SetTraceback(value, tb);
+                handled = PyErr_GetHandledException();
+                PyErr_SetHandledException(value);
+            }
+            r = PyObject_CallMethod(result, "close", NULL);
+            if (type != NULL) {
+                PyErr_SetHandledException(handled);
+                Py_XDECREF(handled);
+            }
+            if (r == NULL) {
                 Py_XDECREF(type);
                 Py_XDECREF(value);
                 Py_XDECREF(tb);

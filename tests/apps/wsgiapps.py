@@ -338,6 +338,8 @@ class _Closing:
     def close(self):
         sys.stderr.write("CLOSED %s\n" % self.path)
         sys.stderr.flush()
+        if self.fail == "close too":
+            raise RuntimeError("close failed")
 
 
 def closing(environ, start_response):
@@ -348,6 +350,12 @@ def closing(environ, start_response):
 def closing_error(environ, start_response):
     start_response("200 OK", list(TEXT))
     return _Closing(environ, [b"a"], fail=True)
+
+
+def closing_errors(environ, start_response):
+    """Iteration fails, then close() fails too."""
+    start_response("200 OK", list(TEXT))
+    return _Closing(environ, [b"a"], fail="close too")
 
 
 def exc_info_before_headers(environ, start_response):

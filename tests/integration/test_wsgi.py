@@ -660,6 +660,19 @@ def test_close_called_after_iteration(srv):
     assert wait_log(srv, "CLOSED /closing_error\n")
 
 
+def test_close_failing_after_iteration_failed_logs_both(srv):
+    # SPEC.md 13: the traceback is traceback.format_exc() in waitress's
+    # try/finally, where an error of close() has the iteration's error as
+    # its context; the iteration's error was lost.
+    get(srv, "/closing_errors")
+    assert wait_log(srv, "RuntimeError: close failed")
+    log = srv.log()
+    tail = log[log.rindex("Exception while serving /closing_errors"):]
+    assert "ValueError: iteration failed" in tail, tail
+    assert "During handling of the above exception, another exception occurred:" in tail, tail
+    assert tail.index("ValueError") < tail.index("RuntimeError: close failed"), tail
+
+
 def test_large_body_with_backpressure(server_factory):
     s = server_factory("wsgiapps:dispatch", args=["--outbuf-high-watermark=65536"])
     size = 8 * 1024 * 1024

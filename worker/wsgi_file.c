@@ -173,7 +173,15 @@ send_blocks(struct wd_wsgi_req *rq, PyObject *file, long long size)
             n = (Py_ssize_t)size;
         if (wd_wsgi_out(rq, p, (size_t)n) < 0) {
             Py_DECREF(data);
-            return -1;
+            /* the client left: the file is the server's to send (in
+               waitress the loop reads it), so it ends here quietly, as a
+               sendfile'd one does; SPEC.md 5.3's line is for the app's
+               own writes */
+            if (!PyErr_ExceptionMatches(wd_wsgi.disconnected))
+                return -1;
+            PyErr_Clear();
+            wd_response_set_close(&rq->resp);
+            return 0;
         }
         rq->resp.body_bytes += (uint64_t)n;
         size -= n;

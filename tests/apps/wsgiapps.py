@@ -211,6 +211,42 @@ def file_wrapper_bytesio(environ, start_response):
     return environ["wsgi.file_wrapper"](f, 1000)
 
 
+class _Endless:
+    """Seekable, no fileno(): 100 MiB of b"x" made as they are read;
+    close() reports on stderr (the error log)."""
+
+    SIZE = 100 << 20
+
+    def __init__(self, path):
+        self.path = path
+        self.pos = 0
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self.pos
+
+    def seek(self, off, whence=0):
+        self.pos = off if whence == 0 else self.SIZE + off
+        return self.pos
+
+    def read(self, n=-1):
+        n = min(self.SIZE - self.pos, n if n >= 0 else self.SIZE)
+        self.pos += n
+        return b"x" * n
+
+    def close(self):
+        sys.stderr.write("CLOSED %s\n" % self.path)
+        sys.stderr.flush()
+
+
+def file_wrapper_endless(environ, start_response):
+    """100 MiB through the file wrapper's read-in-blocks path."""
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](_Endless(environ["PATH_INFO"]), 1 << 20)
+
+
 class _Unseekable:
     def __init__(self, data):
         self._f = io.BytesIO(data)

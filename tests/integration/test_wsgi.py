@@ -673,6 +673,22 @@ def test_close_failing_after_iteration_failed_logs_both(srv):
     assert tail.index("ValueError") < tail.index("RuntimeError: close failed"), tail
 
 
+def test_client_leaving_a_file_wrapper_response_is_no_app_disconnect(srv):
+    # SPEC.md 5.3 logs "Client disconnected while serving" when the app's
+    # own writes meet a gone client.  A file handed over by file_wrapper
+    # is the server's to send (waitress's loop reads it): a client
+    # leaving mid-file ends it quietly, the file closed.
+    with srv.connect() as c:
+        c.sendall(b"GET /file_wrapper_endless HTTP/1.1\r\n\r\n")
+        got = 0
+        while got < 200000:
+            got += len(c.recv(65536))
+    assert wait_log(srv, "CLOSED /file_wrapper_endless\n")
+    get(srv, "/closing")  # a later request's line follows any of this one
+    assert wait_log(srv, "CLOSED /closing\n")
+    assert "Client disconnected while serving /file_wrapper_endless" not in srv.log()
+
+
 def test_large_body_with_backpressure(server_factory):
     s = server_factory("wsgiapps:dispatch", args=["--outbuf-high-watermark=65536"])
     size = 8 * 1024 * 1024

@@ -234,8 +234,7 @@ wd_response_head(struct wd_response *r, const char *status,
         x->value_len = h[i].value_len;
         x->order = ne;
         p += h[i].name_len;
-        if (x->name_len == 14 &&
-            wd_response_name_is(x->name, x->name_len, "content-length")) {
+        if (WD_RESPONSE_NAME_IS(x->name, x->name_len, "content-length")) {
             if (!r->has_body)
                 continue;
             cl_hdr = x;

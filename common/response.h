@@ -73,6 +73,11 @@ int wd_response_is_hop_by_hop(const char *name, size_t len);
 /* Nonzero when NAME equals LOWER (already lowercase) ignoring ASCII case. */
 int wd_response_name_is(const char *name, size_t len, const char *lower);
 
+/* wd_response_name_is against a string literal LIT: a name of another
+ * length is not walked (every header an app sends is asked). */
+#define WD_RESPONSE_NAME_IS(name, len, lit)                                   \
+    ((len) == sizeof(lit) - 1 && wd_response_name_is((name), (len), (lit)))
+
 /*
  * Header-name normalisation in place: every '-'-separated part gets its
  * first ASCII letter uppercased and the rest lowercased ("ETag" -> "Etag",

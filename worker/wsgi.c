@@ -806,7 +806,7 @@ check_header(struct wd_wsgi_req *rq, PyObject *k, PyObject *v)
     }
     if ((low = lower_name(k, &tmp, &len)) == NULL)
         return -1;
-    if (len == 14 && wd_response_name_is(low, (size_t)len, "content-length")) {
+    if (WD_RESPONSE_NAME_IS(low, (size_t)len, "content-length")) {
         long long cl;
         int overflow;
 

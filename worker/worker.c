@@ -257,6 +257,22 @@ retake_signals(void)
     }
 }
 
+/* handled_signals[FROM, TO) to the loop's signal_cb.  0 or -1. */
+static int
+watch_signals(struct event_base *base, struct event **sigev, size_t from,
+              size_t to, void *loop)
+{
+    for (size_t i = from; i < to; i++) {
+        sigev[i] = evsignal_new(base, handled_signals[i], signal_cb, loop);
+        if (sigev[i] == NULL || event_add(sigev[i], NULL) != 0) {
+            wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot watch signal %d",
+                   handled_signals[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Every signal of SPEC.md 4.4 gets its disposition, and then the mask the
  * fork left (all blocked, master.c) is cleared for good.  Every thread
  * the worker or the app starts inherits that empty mask, and so does
@@ -297,14 +313,8 @@ take_signals(struct event_base *base, struct event **sigev, void *loop)
     sa.sa_sigaction = abort_handler;
     sa.sa_flags = SA_SIGINFO;
     sigaction(SIGABRT, &sa, NULL);
-    for (size_t i = 0; i < QUIT_FIRST; i++) {
-        sigev[i] = evsignal_new(base, handled_signals[i], signal_cb, loop);
-        if (sigev[i] == NULL || event_add(sigev[i], NULL) != 0) {
-            wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot watch signal %d",
-                   handled_signals[i]);
-            return -1;
-        }
-    }
+    if (watch_signals(base, sigev, 0, QUIT_FIRST, loop) != 0)
+        return -1;
     for (size_t i = 0; i < WD_ARRAY_LEN(own_signals); i++)
         sigaction(own_signals[i], NULL, &own_actions[i]);
     if (pthread_atfork(NULL, NULL, forked_child) != 0) {
@@ -322,14 +332,9 @@ take_signals(struct event_base *base, struct event **sigev, void *loop)
 static int
 quit_by_loop(struct event_base *base, struct event **sigev, void *loop)
 {
-    for (size_t i = QUIT_FIRST; i < WD_ARRAY_LEN(handled_signals); i++) {
-        sigev[i] = evsignal_new(base, handled_signals[i], signal_cb, loop);
-        if (sigev[i] == NULL || event_add(sigev[i], NULL) != 0) {
-            wd_log(WD_LOG_ERROR, WD_CAT_SERVER, "cannot watch signal %d",
-                   handled_signals[i]);
-            return -1;
-        }
-    }
+    if (watch_signals(base, sigev, QUIT_FIRST, WD_ARRAY_LEN(handled_signals),
+                      loop) != 0)
+        return -1;
     for (size_t i = 0; i < WD_ARRAY_LEN(own_signals); i++) {
         if (own_signals[i] == SIGINT || own_signals[i] == SIGQUIT)
             sigaction(own_signals[i], NULL, &own_actions[i]);

@@ -1053,9 +1053,10 @@ scan_argv(struct build *b, int argc, char **argv, const char **config_path,
                               "option -c requires argument");
                 break;
             } else {
+                /* reported; the rest of the cluster still counts, as
+                   GNU getopt reads -xh */
                 usage_err(b, failed, WD_USAGE_ERROR_HELP,
                           "option -%c not recognized", *p);
-                break;
             }
         }
     }
@@ -1066,6 +1067,24 @@ scan_argv(struct build *b, int argc, char **argv, const char **config_path,
 
 /* ------------------------------------------------------------------ */
 /* configuration file                                                    */
+
+/*
+ * How to name a file libconfig read, for an error: NULL is the top file
+ * (PATH); an @include names its file relative to the include directory,
+ * which need not be the current one.
+ */
+static const char *
+shown_file(const char *file, const char *path, const char *include_dir,
+           char *buf, size_t len)
+{
+    if (file == NULL)
+        return path;
+    if (file[0] == '/' || include_dir == NULL)
+        return file;
+    snprintf(buf, len, "%s/%s",
+             strcmp(include_dir, "/") == 0 ? "" : include_dir, file);
+    return buf;
+}
 
 static int
 load_file(struct build *b, const char *path)
@@ -1098,9 +1117,11 @@ load_file(struct build *b, const char *path)
     rc = config_read_string(&b->lc, text);
     free(text);
     if (rc != CONFIG_TRUE) {
-        const char *file = config_error_file(&b->lc);
+        char name[PATH_MAX];
 
-        seterr(b->err, b->errlen, "%s:%d: %s", file != NULL ? file : path,
+        seterr(b->err, b->errlen, "%s:%d: %s",
+               shown_file(config_error_file(&b->lc), path, include_dir,
+                          name, sizeof name),
                config_error_line(&b->lc), config_error_text(&b->lc));
         return -1;
     }
@@ -1123,9 +1144,13 @@ load_file(struct build *b, const char *path)
             return -1;
         }
         if (b->raw[idx].set != NULL) {
+            char fname[PATH_MAX];
+
             seterr(b->err, b->errlen,
                    "%s:%d: %s is set twice (as %s and %s); use one spelling",
-                   path, config_setting_source_line(s), options[idx].name,
+                   shown_file(config_setting_source_file(s), path,
+                              include_dir, fname, sizeof fname),
+                   config_setting_source_line(s), options[idx].name,
                    config_setting_name(b->raw[idx].set), name);
             return -1;
         }

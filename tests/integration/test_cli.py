@@ -126,6 +126,19 @@ def test_unknown_flag():
     assert "Usage: waitressd" in r.stderr
 
 
+def test_a_short_cluster_goes_on_after_an_unknown_letter():
+    # GNU getopt reads -xh as -x -h: the unknown letter is reported and the
+    # rest of the cluster still counts (it stopped at the x)
+    r = run("-xh")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout == run("--help").stdout
+    r = run("-xV")
+    assert (r.returncode, r.stdout, r.stderr) == (0, run("-V").stdout, "")
+    r = run("-xt")
+    assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format(
+        "(command line)", "option -x not recognized"))
+
+
 def test_missing_argument_is_one_line():
     r = run("x:app", "--threads")
     assert r.returncode == 1
@@ -505,6 +518,32 @@ def test_check_refuses_an_empty_listen_as_start_does():
     r = run("-t", "--listen=")
     assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format(
         "(command line)", "no address to listen on"))
+
+
+def test_an_error_in_an_included_file_names_it_by_a_usable_path(tmp_path, monkeypatch):
+    # libconfig names an included file as the @include wrote it, relative
+    # to the including file's directory, not to the current one
+    inc = tmp_path / "inc"
+    inc.mkdir()
+    (inc / "main.conf").write_text('threads = 2;\n@include "bad.conf"\n')
+    (inc / "bad.conf").write_text("# one\n\nbacklog = ;\n")
+    r = run("-t", "-c", str(inc / "main.conf"))
+    assert r.returncode == 1
+    assert re.fullmatch(re.escape(f"waitressd: {inc}/bad.conf:3: ") + r"[^\n]+\n"
+                        + re.escape(f"waitressd: configuration file {inc}/main.conf test failed\n"),
+                        r.stderr), r.stderr
+    monkeypatch.chdir(tmp_path)
+    r = run("-t", "-c", "inc/main.conf")
+    assert r.stderr.startswith("waitressd: inc/bad.conf:3: "), r.stderr
+    # a setting given twice, the second time in the included file
+    (inc / "bad.conf").write_text("# one\nthreads = 3;\n")
+    r = run("-t", "-c", "inc/main.conf")
+    assert r.stderr.startswith("waitressd: inc/bad.conf:2: "), r.stderr
+    # and under the other spelling, which waitressd itself finds
+    (inc / "bad.conf").write_text("# one\n\nmax-requests = 3;\n")
+    (inc / "main.conf").write_text('max_requests = 2;\n@include "bad.conf"\n')
+    r = run("-t", "-c", "inc/main.conf")
+    assert r.stderr.startswith("waitressd: inc/bad.conf:3: max_requests is set twice"), r.stderr
 
 
 def test_check_refuses_a_stats_address_start_would_refuse():

@@ -114,6 +114,43 @@ wd_cleanup_unix_socket(const char *path)
     return 0;
 }
 
+int
+wd_path_writable(const char *path)
+{
+    struct stat st;
+    char *dir, *slash;
+    int rc = -1;
+
+    if (path[0] == '\0') {
+        errno = ENOENT;
+        return -1;
+    }
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            errno = EISDIR;
+            return -1;
+        }
+        return access(path, W_OK);
+    }
+    if (errno != ENOENT)
+        return -1;
+    /* missing: its directory must exist and take a new name */
+    if ((dir = strdup(path)) == NULL)
+        return -1;
+    if ((slash = strrchr(dir, '/')) == NULL)
+        strcpy(dir, ".");
+    else
+        slash[slash == dir ? 1 : 0] = '\0';
+    if (stat(dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            errno = ENOTDIR;
+        else
+            rc = access(dir, W_OK | X_OK);
+    }
+    free(dir);
+    return rc;
+}
+
 void
 wd_copy_str(char *dst, size_t size, const char *src)
 {

@@ -30,6 +30,14 @@ int wd_undquote(const char *in, size_t in_len, char *out, size_t *out_len);
  */
 int wd_cleanup_unix_socket(const char *path);
 
+/*
+ * Could this process open PATH for writing, creating it if missing, as a
+ * log or a pidfile is opened?  Creates nothing (for -t).  0, or -1 with
+ * the errno the open would meet as far as stat(2) and access(2) can tell:
+ * ENOENT ("" or a missing directory), ENOTDIR, EISDIR, EACCES, EROFS.
+ */
+int wd_path_writable(const char *path);
+
 /* SRC into DST of SIZE (> 0) bytes, cut to fit, NUL-terminated: what
  * snprintf(DST, SIZE, "%s", SRC) writes, at a fraction of its cost. */
 void wd_copy_str(char *dst, size_t size, const char *src);

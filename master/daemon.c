@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "util.h"
 
 /* The PID in PATH, 0 when there is none, -1 when PATH does not exist. */
 static long
@@ -57,6 +58,16 @@ wd_pidfile_check(const char *path, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+int
+wd_pidfile_writable(const char *path, char *err, size_t errlen)
+{
+    if (path == NULL || wd_path_writable(path) == 0)
+        return 0;
+    snprintf(err, errlen, "cannot write pidfile %s: %s", path,
+             strerror(errno));
+    return -1;
 }
 
 int

@@ -20,6 +20,12 @@ struct wd_config;
  * unreadable-as-a-number or stale file is fine.  0 or -1.
  */
 int wd_pidfile_check(const char *path, char *err, size_t errlen);
+/*
+ * Refuse PATH when the write below could not create it (a missing
+ * directory, a directory in its place): "cannot write pidfile PATH: WHY".
+ * Writes nothing; NULL is fine.  0 or -1.
+ */
+int wd_pidfile_writable(const char *path, char *err, size_t errlen);
 /* Write our PID + "\n" to PATH (through a temporary file and rename). */
 int wd_pidfile_write(const char *path, char *err, size_t errlen);
 /* Remove PATH if it still holds our PID.  NULL is fine. */

@@ -37,13 +37,19 @@ main(int argc, char **argv)
     wd_log_hold();
 
     rc = wd_config_from_argv(&cfg, argc, argv, &action, err, sizeof err);
-    if (action != WD_CLI_RUN || rc != 0)
-        wd_log_release(); /* no log of its own: to stderr, level info */
+    if (action != WD_CLI_RUN || rc != 0) {
+        /* no log of its own: to stderr, at the level given if it was
+           read before any failure (SPEC.md 16.2), else info */
+        wd_log_set_level((enum wd_log_level)cfg.log_level);
+        wd_log_release();
+    }
     if (action == WD_CLI_HELP || action == WD_CLI_VERSION) {
         wd_config_cleanup(&cfg);
         return 0;
     }
     if (action == WD_CLI_CHECK) {
+        if (rc == 0)
+            rc = wd_master_check(&cfg, err, sizeof err);
         if (rc == 0 && cfg.app != NULL)
             rc = wd_wsgi_check_app(&cfg, err, sizeof err);
         if (rc != 0) {

@@ -49,6 +49,7 @@
 #include "proctitle.h"
 #include "scoreboard.h"
 #include "stats.h"
+#include "util.h"
 #include "wd.h"
 
 #define FAST_STOP_SECONDS 2
@@ -642,6 +643,27 @@ log_open_failed(const struct wd_config *cfg, int rc, char *err, size_t len)
              strerror(errno));
 }
 
+/* A log target start could open: "-" is the stderr we have. */
+static int
+log_writable(const char *path)
+{
+    return strcmp(path, "-") == 0 ? 0 : wd_path_writable(path);
+}
+
+int
+wd_master_check(const struct wd_config *cfg, char *err, size_t errlen)
+{
+    if (log_writable(cfg->error_log != NULL ? cfg->error_log : "-") != 0) {
+        log_open_failed(cfg, -1, err, errlen);
+        return -1;
+    }
+    if (cfg->access_log != NULL && log_writable(cfg->access_log) != 0) {
+        log_open_failed(cfg, -2, err, errlen);
+        return -1;
+    }
+    return wd_pidfile_writable(cfg->pidfile, err, errlen);
+}
+
 static void
 reload_failed(const char *msg)
 {
@@ -1219,7 +1241,8 @@ master_setup(struct master *m, int argc, char **argv)
 
     if (cfg->umask >= 0)
         umask((mode_t)cfg->umask);
-    if (wd_pidfile_check(cfg->pidfile, err, sizeof err) != 0)
+    if (wd_pidfile_check(cfg->pidfile, err, sizeof err) != 0 ||
+        wd_pidfile_writable(cfg->pidfile, err, sizeof err) != 0)
         return fail_start(m, err);
     if ((rc = wd_log_open(cfg->error_log, cfg->access_log)) != 0) {
         /* no log of ours is open yet: the one line goes to stderr only */

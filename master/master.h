@@ -28,4 +28,12 @@ typedef int (*wd_worker_fn)(const struct wd_config *cfg, const int *fds,
 int wd_master_run(struct wd_config *cfg, int argc, char **argv,
                   wd_worker_fn worker);
 
+/*
+ * For -t: what master start-up would refuse before it serves, found
+ * without creating anything: a log it could not open ("cannot open
+ * error_log PATH: WHY", as start says), a pidfile it could not write.
+ * A live pidfile is no failure here.  0, or -1 with one line in ERR.
+ */
+int wd_master_check(const struct wd_config *cfg, char *err, size_t errlen);
+
 #endif

@@ -446,6 +446,9 @@ def test_sample_config_mentions_every_option_once():
 def test_each_sample_line_is_valid_when_uncommented(tmp_path, line):
     conf = tmp_path / "w.conf"
     extra = 'trusted_proxy = "127.0.0.1";\n' if line.startswith("trusted_proxy_") else ""
+    # the unit's LogsDirectory= makes /var/log/waitressd; -t checks that
+    # a log's directory is there (start would fail without it)
+    line = line.replace("/var/log/waitressd/", f"{tmp_path}/")
     conf.write_text(extra + line + "\n")
     r = run("-t", "-c", str(conf))
     assert r.returncode == 0, r.stderr
@@ -518,6 +521,66 @@ def test_check_refuses_an_empty_listen_as_start_does():
     r = run("-t", "--listen=")
     assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format(
         "(command line)", "no address to listen on"))
+
+
+@pytest.mark.parametrize("key", ["error_log", "access_log"])
+def test_check_refuses_a_log_start_could_not_open(tmp_path, key):
+    # -t validates what a start would refuse (SPEC.md 1), as nginx -t does
+    # with its logs, but creates nothing
+    flag = "--" + key.replace("_", "-")
+    listen = f"--listen=127.0.0.1:{free_port()}"
+    (tmp_path / "adir").mkdir()
+    for path, why in ((tmp_path / "missing-dir" / "x.log", "No such file or directory"),
+                      (tmp_path / "adir", "Is a directory"),
+                      ("", "No such file or directory")):
+        start = run(listen, f"{flag}={path}", "echo:app")
+        assert start.returncode == 1
+        assert start.stderr == f"waitressd: cannot open {key} {path}: {why}\n"
+        r = run("-t", listen, f"{flag}={path}")
+        assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format(
+            "(command line)", f"cannot open {key} {path}: {why}"))
+    good = tmp_path / "logs" / "x.log"
+    good.parent.mkdir()
+    r = run("-t", listen, f"{flag}={good}")
+    assert (r.returncode, r.stderr) == (0, CHECK_OK.format("(command line)"))
+    assert not good.exists()
+    good.write_text("kept\n")
+    r = run("-t", listen, f"{flag}={good}")
+    assert (r.returncode, r.stderr) == (0, CHECK_OK.format("(command line)"))
+    assert good.read_text() == "kept\n"
+
+
+def test_a_pidfile_in_a_missing_directory_fails_before_serving(tmp_path):
+    # it was found only after the sockets were bound ("Serving on ...");
+    # -t passed it
+    pid = tmp_path / "missing-dir" / "w.pid"
+    why = f"cannot write pidfile {pid}: No such file or directory"
+    listen = f"--listen=127.0.0.1:{free_port()}"
+    r = run(listen, f"--pidfile={pid}", "--pythonpath=" + APPS, "echo:app")
+    assert (r.returncode, r.stderr) == (1, f"waitressd: {why}\n")
+    r = run("-t", listen, f"--pidfile={pid}")
+    assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format("(command line)", why))
+    # a live pidfile is no reason for -t to fail: it checks the running
+    # server's own configuration before a reload
+    live = tmp_path / "live.pid"
+    live.write_text(f"{os.getpid()}\n")
+    r = run("-t", listen, f"--pidfile={live}")
+    assert (r.returncode, r.stderr) == (0, CHECK_OK.format("(command line)"))
+
+
+def test_check_and_a_failed_start_keep_to_log_level():
+    # SPEC.md 16.2: only records at or above log_level are written; -t's
+    # success is exactly its two lines (SPEC.md 1)
+    r = run("-t", "--listen=127.0.0.1:0", "--send-bytes=10", "--log-level=error")
+    assert (r.returncode, r.stderr) == (0, CHECK_OK.format("(command line)"))
+    r = run("--listen=127.0.0.1:0", "--send-bytes=10", "--log-level=error",
+            "--stats=garbage", "x:app")
+    assert r.returncode == 1
+    assert r.stderr == ("waitressd: invalid value for stats: invalid address "
+                        "'garbage' (expected HOST:PORT, [V6]:PORT, unix:PATH or /PATH)\n")
+    # at the default level the warning is there
+    r = run("-t", "--listen=127.0.0.1:0", "--send-bytes=10")
+    assert "send_bytes will be removed" in r.stderr
 
 
 def test_an_error_in_an_included_file_names_it_by_a_usable_path(tmp_path, monkeypatch):

@@ -172,6 +172,18 @@ path_in_tmp(char *out, size_t size, const char *name)
     cr_assert_lt(snprintf(out, size, "%s/%s", tmpdir, name), (int)size);
 }
 
+/* An empty file NAME in the test's directory; its path into OUT. */
+static void
+make_file(char *out, size_t size, const char *name)
+{
+    int fd;
+
+    path_in_tmp(out, size, name);
+    fd = open(out, O_CREAT | O_WRONLY, 0600);
+    cr_assert_geq(fd, 0);
+    close(fd);
+}
+
 Test(util, cleanup_removes_socket)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -197,13 +209,9 @@ Test(util, cleanup_leaves_regular_file)
 {
     char path[PATH_MAX];
     struct stat st;
-    int fd;
 
     make_tmpdir();
-    path_in_tmp(path, sizeof path, "plain");
-    fd = open(path, O_CREAT | O_WRONLY, 0600);
-    cr_assert_geq(fd, 0);
-    close(fd);
+    make_file(path, sizeof path, "plain");
     cr_assert_eq(wd_cleanup_unix_socket(path), 0);
     cr_assert_eq(stat(path, &st), 0);
     cr_assert(S_ISREG(st.st_mode));
@@ -232,14 +240,10 @@ Test(util, cleanup_missing_path_is_fine)
 Test(util, cleanup_reports_other_stat_errors)
 {
     char path[PATH_MAX];
-    int fd;
 
     /* A path through a regular file: ENOTDIR, not ENOENT. */
     make_tmpdir();
-    path_in_tmp(path, sizeof path, "file");
-    fd = open(path, O_CREAT | O_WRONLY, 0600);
-    cr_assert_geq(fd, 0);
-    close(fd);
+    make_file(path, sizeof path, "file");
     strcat(path, "/sock");
     errno = 0;
     cr_assert_eq(wd_cleanup_unix_socket(path), -1);
@@ -247,6 +251,59 @@ Test(util, cleanup_reports_other_stat_errors)
     path[strlen(path) - 5] = '\0';
     unlink(path);
     rmdir(tmpdir);
+}
+
+/* --- wd_path_writable ------------------------------------------------- */
+
+/* What wd_path_writable says of PATH is what open(O_CREAT) then meets,
+ * and it creates nothing on the way. */
+static void
+writable_as_open(const char *path)
+{
+    int rc, err, fd, existed = access(path, F_OK) == 0;
+
+    errno = 0;
+    rc = wd_path_writable(path);
+    err = errno;
+    cr_assert_eq(access(path, F_OK) == 0, existed, "created %s", path);
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        close(fd);
+        if (!existed)
+            unlink(path);
+        cr_assert_eq(rc, 0, "%s: open worked, check said %s", path,
+                     strerror(err));
+    } else {
+        cr_assert_eq(rc, -1, "%s: open failed (%s), check said yes", path,
+                     strerror(errno));
+        cr_assert_eq(err, errno, "%s: check %s, open %s", path,
+                     strerror(err), strerror(errno));
+    }
+}
+
+Test(util, path_writable_says_what_open_meets)
+{
+    char path[PATH_MAX], cwd[PATH_MAX];
+
+    make_tmpdir();
+    make_file(path, sizeof path, "file");
+    writable_as_open(path);                      /* existing file */
+    strcat(path, "/below");
+    writable_as_open(path);                      /* through a file */
+    writable_as_open(tmpdir);                    /* a directory */
+    path_in_tmp(path, sizeof path, "new.log");
+    writable_as_open(path);                      /* missing, dir there */
+    path_in_tmp(path, sizeof path, "no-dir/new.log");
+    writable_as_open(path);                      /* missing dir */
+    writable_as_open("");
+    cr_assert_not_null(getcwd(cwd, sizeof cwd));
+    cr_assert_eq(chdir(tmpdir), 0);
+    writable_as_open("relative.log");            /* in the current dir */
+    writable_as_open("file");
+    cr_assert_eq(chdir(cwd), 0);
+    path_in_tmp(path, sizeof path, "file");
+    unlink(path);
+    cr_assert_eq(rmdir(tmpdir), 0, "left something in %s", tmpdir);
 }
 
 /* --- wd_strip_brackets ------------------------------------------------ */

@@ -1583,16 +1583,13 @@ check_new_options(struct build *b)
         return -1;
     }
     /* resolved now so that -t and a reload refuse what start would */
-    if (cfg->stats != NULL && strncmp(cfg->stats, "unix:", 5) != 0 &&
-        cfg->stats[0] != '/') {
-        struct addrinfo *res;
+    if (cfg->stats != NULL) {
         char why[256];
 
-        if (wd_stats_addr_resolve(cfg->stats, &res, why, sizeof why) != 0) {
+        if (wd_stats_addr_check(cfg->stats, why, sizeof why) != 0) {
             seterr(b->err, b->errlen, "invalid value for stats: %s", why);
             return -1;
         }
-        freeaddrinfo(res);
     }
     return 0;
 }

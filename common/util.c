@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 int
@@ -320,4 +321,38 @@ invalid:
     snprintf(err, errlen, "invalid address '%s' (expected HOST:PORT, "
              "[V6]:PORT, unix:PATH or /PATH)", addr);
     return -1;
+}
+
+const char *
+wd_stats_unix_path(const char *addr)
+{
+    if (strncmp(addr, "unix:", 5) == 0)
+        return addr + 5;
+    return addr[0] == '/' ? addr : NULL;
+}
+
+int
+wd_stats_addr_check(const char *addr, char *err, size_t errlen)
+{
+    const char *path = wd_stats_unix_path(addr);
+    struct addrinfo *res;
+    size_t max = sizeof ((struct sockaddr_un *)0)->sun_path - 1;
+
+    if (path == NULL) {
+        if (wd_stats_addr_resolve(addr, &res, err, errlen) != 0)
+            return -1;
+        freeaddrinfo(res);
+        return 0;
+    }
+    if (path[0] == '\0') {
+        snprintf(err, errlen, "invalid address '%s' (expected HOST:PORT, "
+                 "[V6]:PORT, unix:PATH or /PATH)", addr);
+        return -1;
+    }
+    if (strlen(path) > max) {
+        snprintf(err, errlen, "%s: path too long (at most %zu bytes)", addr,
+                 max);
+        return -1;
+    }
+    return 0;
 }

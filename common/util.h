@@ -71,6 +71,17 @@ int wd_port_ok(const char *p);
 int wd_stats_addr_resolve(const char *addr, struct addrinfo **res, char *err,
                           size_t errlen);
 
+/* The path of a unix form of `stats` ("unix:PATH" or "/PATH"), else NULL. */
+const char *wd_stats_unix_path(const char *addr);
+
+/*
+ * What start would refuse in a `stats` value, for validation: a TCP form
+ * must resolve (above); a unix path must be non-empty (an empty one
+ * would bind an abstract name no client can reach) and fit sun_path.
+ * 0, or -1 with the reason in ERR.
+ */
+int wd_stats_addr_check(const char *addr, char *err, size_t errlen);
+
 struct sockaddr;
 
 /*

@@ -553,8 +553,10 @@ bind_unix(struct wd_stats *st, const char *path, char *err, size_t errlen)
 
     memset(&sun, 0, sizeof sun);
     sun.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof sun.sun_path) {
-        snprintf(err, errlen, "stats: %s: path too long", path);
+    /* "" would bind an abstract name of NULs (validation refuses it) */
+    if (path[0] == '\0' || strlen(path) >= sizeof sun.sun_path) {
+        snprintf(err, errlen, "stats: '%s': %s", path,
+                 path[0] == '\0' ? "empty path" : "path too long");
         return -1;
     }
     memcpy(sun.sun_path, path, strlen(path) + 1);
@@ -611,6 +613,7 @@ wd_stats_open(struct event_base *base, const char *addr,
               wd_stats_fill_fn fill, void *arg, char *err, size_t errlen)
 {
     struct wd_stats *st = calloc(1, sizeof *st);
+    const char *path;
     int rc;
 
     if (st == NULL || (st->addr = strdup(addr)) == NULL) {
@@ -622,10 +625,8 @@ wd_stats_open(struct event_base *base, const char *addr,
     st->fd = -1;
     st->fill = fill;
     st->arg = arg;
-    if (strncmp(addr, "unix:", 5) == 0)
-        rc = bind_unix(st, addr + 5, err, errlen);
-    else if (addr[0] == '/')
-        rc = bind_unix(st, addr, err, errlen);
+    if ((path = wd_stats_unix_path(addr)) != NULL)
+        rc = bind_unix(st, path, err, errlen);
     else
         rc = bind_tcp(st, addr, err, errlen);
     if (rc == 0) {

@@ -624,3 +624,18 @@ def test_check_refuses_a_stats_address_start_would_refuse():
             "(port out of range 0-65535)") in r.stderr
     r = run("-t", "--listen=127.0.0.1:0", "--stats=unix:/run/x.sock")
     assert r.returncode == 0, r.stderr
+
+
+def test_an_empty_or_too_long_stats_path_is_refused():
+    # "unix:" bound an abstract socket named by NUL bytes that no client
+    # could reach; a path past sun_path passed -t and failed at start
+    long = "/tmp/" + "x" * 110
+    for value, why in (("unix:", "invalid address 'unix:' (expected HOST:PORT, "
+                                 "[V6]:PORT, unix:PATH or /PATH)"),
+                       (f"unix:{long}", f"unix:{long}: path too long (at most 107 bytes)"),
+                       (long, f"{long}: path too long (at most 107 bytes)")):
+        line = f"invalid value for stats: {why}"
+        r = run("-t", "--listen=127.0.0.1:0", f"--stats={value}")
+        assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format("(command line)", line))
+        r = run(f"--listen=127.0.0.1:{free_port()}", f"--stats={value}", "x:app")
+        assert (r.returncode, r.stderr) == (1, f"waitressd: {line}\n")

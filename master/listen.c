@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,11 +24,10 @@
 #include "log.h"
 #include "util.h"
 
-/* "http://HOST:PORT" from a bound address; IPv6 in brackets. */
-static void
-format_name(const struct sockaddr *sa, char *out, size_t outlen)
+void
+wd_listen_format_name(const struct sockaddr *sa, char *out, size_t outlen)
 {
-    char host[INET6_ADDRSTRLEN] = "?";
+    char host[NI_MAXHOST] = "?";
 
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
@@ -37,7 +37,11 @@ format_name(const struct sockaddr *sa, char *out, size_t outlen)
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
 
-        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+        /* getnameinfo, not inet_ntop: it writes a link-local address's
+           zone (fe80::1%eth0), which tells two such listeners apart */
+        if (getnameinfo(sa, sizeof *sin6, host, sizeof host, NULL, 0,
+                        NI_NUMERICHOST) != 0)
+            inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
         snprintf(out, outlen, "http://[%s]:%u", host,
                  ntohs(sin6->sin6_port));
     } else if (sa->sa_family == AF_UNIX) {
@@ -57,7 +61,7 @@ name_from_fd(int fd, char *out, size_t outlen)
     memset(&ss, 0, sizeof ss);
     if (getsockname(fd, (struct sockaddr *)&ss, &slen) != 0)
         return -1;
-    format_name((struct sockaddr *)&ss, out, outlen);
+    wd_listen_format_name((struct sockaddr *)&ss, out, outlen);
     return 0;
 }
 
@@ -69,7 +73,7 @@ open_tcp(const struct wd_config *cfg, const struct wd_addr *a,
     int one = 1;
     int fd;
 
-    format_name((const struct sockaddr *)&a->ss, what, sizeof what);
+    wd_listen_format_name((const struct sockaddr *)&a->ss, what, sizeof what);
     fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         goto fail;
@@ -233,8 +237,8 @@ find_same(const struct wd_config *cfg, size_t i,
     char want[300];
 
     if (cfg->unix_socket == NULL && cfg->nsockets == 0)
-        format_name((const struct sockaddr *)&cfg->addrs[i].ss, want,
-                    sizeof want);
+        wd_listen_format_name((const struct sockaddr *)&cfg->addrs[i].ss,
+                              want, sizeof want);
     for (size_t j = 0; j < nold; j++) {
         const struct wd_listener *l = &old[j];
 

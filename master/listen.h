@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 
+struct sockaddr;
 struct wd_config;
 
 struct wd_listener {
@@ -21,6 +22,14 @@ struct wd_listener {
     char asked[300]; /* TCP: the configured address ("...:0" for port 0),
                         which a reload compares; else "" */
 };
+
+/*
+ * "http://HOST:PORT" for a TCP address SA (HOST numeric; IPv6 bracketed,
+ * with its %zone when it has one, as getnameinfo writes it), or
+ * "http://unix:PATH".  Into OUT of OUTLEN bytes, cut to fit.
+ */
+void wd_listen_format_name(const struct sockaddr *sa, char *out,
+                           size_t outlen);
 
 /*
  * Bind and listen on every address of CFG (cfg->addrs, or unix_socket,

@@ -360,12 +360,13 @@ strlist_split(struct wd_strlist *l, const char *s)
 /* ------------------------------------------------------------------ */
 /* coercion of one value (SPEC.md 2.1)                                  */
 
-/* Python int(s): surrounding whitespace, a sign, decimal digits. */
+/* Python int(s): surrounding whitespace, a sign, decimal digits.  -1 if
+ * not that; -2 if past 64 bits, with *OUT saturated (LLONG_MAX/MIN). */
 static int
 parse_pyint(const char *s, long long *out)
 {
     const char *p = s;
-    int neg = 0;
+    int neg = 0, over = 0;
     unsigned long long v = 0;
     int digits = 0;
 
@@ -376,16 +377,19 @@ parse_pyint(const char *s, long long *out)
     for (; *p >= '0' && *p <= '9'; p++, digits++) {
         unsigned d = (unsigned)(*p - '0');
 
-        if (v > ((unsigned long long)LLONG_MAX + 1 - d) / 10)
-            return -2; /* out of range */
-        v = v * 10 + d;
+        if (over || v > ((unsigned long long)LLONG_MAX + 1 - d) / 10)
+            over = 1; /* the rest is still read, to tell -1 from -2 */
+        else
+            v = v * 10 + d;
     }
     while (is_space((unsigned char)*p))
         p++;
     if (digits == 0 || *p != '\0')
         return -1;
-    if (!neg && v > (unsigned long long)LLONG_MAX)
+    if (over || (!neg && v > (unsigned long long)LLONG_MAX)) {
+        *out = neg ? LLONG_MIN : LLONG_MAX;
         return -2;
+    }
     *out = neg ? (long long)(0 - v) : (long long)v;
     return 0;
 }
@@ -558,9 +562,12 @@ coerce_int(struct build *b, const struct opt *o, const struct val *v,
 
     if (v->text != NULL) {
         rc = parse_pyint(v->text, out);
-        if (rc == -2)
-            return bad_value(b, o, v, "(out of range)");
-        return rc == 0 ? 0 : bad_value(b, o, v, NULL);
+        /* past 64 bits: Python's int() has no bound, and a size or limit
+           that large is as good as none; the int options say their range
+           (below) */
+        if (rc == -2 && o->type == T_INT64)
+            return 0;
+        return rc == -1 ? bad_value(b, o, v, NULL) : 0;
     }
     t = config_setting_type(v->set);
     if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
@@ -645,8 +652,11 @@ coerce(struct build *b, const struct opt *o, const struct val *v)
     case T_INT:
         if (coerce_int(b, o, &tv, &n) < 0)
             return -1;
-        if (n < INT_MIN || n > INT_MAX)
-            return bad_value(b, o, &tv, "(out of range)");
+        if (n < INT_MIN)
+            return bad_value(b, o, &tv,
+                             "(out of range: at least -2147483648)");
+        if (n > INT_MAX)
+            return bad_value(b, o, &tv, "(out of range: at most 2147483647)");
         *(int *)field = (int)n;
         return 0;
     case T_INT64:

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,11 +249,36 @@ Test(config, int_rejects_float_hex_underscore_and_empty)
     }
 }
 
-Test(config, int_out_of_range_is_rejected)
+Test(config, int_out_of_range_is_rejected_saying_what_fits)
 {
     cr_assert_eq(parse("--threads=99999999999", "x:app", NULL), -1);
-    cr_assert_str_eq(err,
-                     "invalid value for threads: '99999999999' (out of range)");
+    cr_assert_str_eq(err, "invalid value for threads: '99999999999' "
+                          "(out of range: at most 2147483647)");
+    wd_config_cleanup(&cfg);
+    wd_config_init(&cfg);
+    cr_assert_eq(parse("--channel-timeout=-99999999999999999999", "x:app",
+                       NULL), -1);
+    cr_assert_str_eq(err, "invalid value for channel_timeout: "
+                          "'-99999999999999999999' "
+                          "(out of range: at least -2147483648)");
+}
+
+/* Python's int() has no bound, and waitress takes any size limit: past
+ * 64 bits a size is as good as none, so it saturates (it was refused) */
+Test(config, int64_option_past_64_bits_saturates)
+{
+    cr_assert_eq(parse("--max-request-body-size=99999999999999999999",
+                       "--inbuf-overflow= +9223372036854775808 ",
+                       "--outbuf-overflow=-99999999999999999999", "x:app",
+                       NULL), 0, "%s", err);
+    cr_assert_eq(cfg.max_request_body_size, INT64_MAX);
+    cr_assert_eq(cfg.inbuf_overflow, INT64_MAX);
+    cr_assert_eq(cfg.outbuf_overflow, INT64_MIN);
+    wd_config_cleanup(&cfg);
+    wd_config_init(&cfg);
+    /* and a port that large is an invalid port, as a smaller one is */
+    cr_assert_eq(parse("--port=99999999999999999999", "x:app", NULL), -1);
+    cr_assert_str_eq(err, "Invalid host/port specified.");
 }
 
 Test(config, int64_option_takes_large_values)

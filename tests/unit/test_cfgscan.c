@@ -59,7 +59,10 @@ Test(cfgscan, the_l_suffix_floats_strings_and_comments_pass)
 }
 
 /* libconfig clamps an L number past 64 bits to INT64_MAX or INT64_MIN,
- * silently; on the command line the same digits are "out of range" */
+ * silently, for every key alike; it is refused as a literal no int64 can
+ * hold.  (As a string, or on the command line, the digits are read as
+ * Python's int() reads them: a 64-bit option saturates, an int one says
+ * its range.) */
 Test(cfgscan, an_l_number_past_64_bits_is_refused)
 {
     cr_assert_eq(scan("x = 1;\nmax_request_body_size = 99999999999999999999L;"),

@@ -295,7 +295,9 @@ wd_stats_addr_resolve(const char *addr, struct addrinfo **res, char *err,
         h++;
         hlen -= 2;
     }
-    if (hlen >= sizeof host)
+    /* no host is an error, as in a listen entry (SPEC.md 3.1); "*" is
+       every address */
+    if (hlen == 0 || hlen >= sizeof host)
         goto invalid;
     memcpy(host, h, hlen);
     host[hlen] = '\0';
@@ -308,7 +310,7 @@ wd_stats_addr_resolve(const char *addr, struct addrinfo **res, char *err,
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE;
-    rc = getaddrinfo(hlen > 0 && strcmp(host, "*") != 0 ? host : NULL,
+    rc = getaddrinfo(strcmp(host, "*") != 0 ? host : NULL,
                      colon + 1, &hints, res);
     if (rc != 0) {
         snprintf(err, errlen, "invalid address '%s': %s", addr,

@@ -64,7 +64,7 @@ int wd_port_ok(const char *p);
 
 /*
  * Resolve the TCP form of the `stats` option ("HOST:PORT", "[V6]:PORT",
- * "*:PORT" or ":PORT" for every address) for a passive stream socket.
+ * "*:PORT" for every address; no host is an error) for a passive stream socket.
  * 0 with *RES to freeaddrinfo, or -1 with the reason in ERR.  Unix forms
  * ("unix:PATH", "/PATH") are the caller's.
  */

@@ -626,6 +626,20 @@ def test_check_refuses_a_stats_address_start_would_refuse():
     assert r.returncode == 0, r.stderr
 
 
+def test_a_stats_address_without_a_host_is_refused():
+    # ":PORT" bound every interface, where a listen entry ":8080" is an
+    # error (SPEC.md 3.1); the endpoint has no access control, so every
+    # address takes the explicit "*:PORT"
+    r = run("-t", "--listen=127.0.0.1:0", "--stats=:9191")
+    assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format(
+        "(command line)", "invalid value for stats: invalid address ':9191' "
+        "(expected HOST:PORT, [V6]:PORT, unix:PATH or /PATH)"))
+    r = run("-t", "--listen=127.0.0.1:0", "--stats=[]:9191")
+    assert r.returncode == 1
+    r = run("-t", "--listen=127.0.0.1:0", "--stats=*:9191")
+    assert (r.returncode, r.stderr) == (0, CHECK_OK.format("(command line)"))
+
+
 def test_an_empty_or_too_long_stats_path_is_refused():
     # "unix:" bound an abstract socket named by NUL bytes that no client
     # could reach; a path past sun_path passed -t and failed at start

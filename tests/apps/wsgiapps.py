@@ -619,6 +619,11 @@ def make_app():
     return one_item
 
 
+def broken_factory():
+    """An app factory for --call that fails, as one missing its settings."""
+    raise RuntimeError("missing SECRET_KEY")
+
+
 VALID = [
     "one_item",
     "app_length",

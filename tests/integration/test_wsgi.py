@@ -1225,6 +1225,23 @@ def test_check_mode_resolves_app():
     assert "Cannot import WSGI application 'wsgiapps:nope'" in r.stderr
 
 
+def test_check_mode_calls_a_factory_as_start_does():
+    # with --call the application is what the factory returns: -t passed
+    # a factory that raises, which start then refused (SPEC.md 1)
+    from conftest import free_port, run
+    why = ("Cannot import WSGI application 'wsgiapps:broken_factory': "
+           "missing SECRET_KEY")
+    r = run("-t", "--call", f"--pythonpath={APPS}", "wsgiapps:broken_factory")
+    assert r.returncode == 1
+    assert r.stderr.endswith(f"waitressd: {why}\n"
+                             "waitressd: configuration file (command line) test failed\n"), r.stderr
+    r = run(f"--listen=127.0.0.1:{free_port()}", "--call", f"--pythonpath={APPS}",
+            "wsgiapps:broken_factory")
+    assert r.returncode == 1 and f"Error: {why}" in r.stderr
+    r = run("-t", "--call", f"--pythonpath={APPS}", "wsgiapps:make_app")
+    assert r.returncode == 0, r.stderr
+
+
 def test_empty_forwarded_client_is_an_app_error_not_memory(server_factory):
     # waitress's middleware raises IndexError on an empty client address
     # from a trusted Forwarded header: a 500, logged as that error.

@@ -87,9 +87,9 @@ struct opt {
 static const struct opt options[] = {
     /* address group */
     {"host", T_STR, F(host), OPT_ADDR, "0.0.0.0",
-     "Bind address; with --port it replaces --listen."},
+     "Bind address; replaces the default listen (not with --listen)."},
     {"port", T_INT64, F(port), OPT_ADDR, "8080",
-     "Bind port; with --host it replaces --listen."},
+     "Bind port; replaces the default listen (not with --listen)."},
     {"listen", T_LIST, F(listen), OPT_ADDR | OPT_ACCUM, "0.0.0.0:8080",
      "Addresses to listen on (HOST:PORT, [V6]:PORT, *:PORT); repeatable."},
     {"ipv4", T_BOOL, F(ipv4), 0, "true",

@@ -366,9 +366,13 @@ def test_usr1_moves_the_apps_stderr_to_the_new_error_log(tmp_path):
     assert all(f"app-logged-after{i}\n" in new for i in range(20)), new
 
 
-def test_logrotate_snippet_rotates_and_reopens(tmp_path):
+@pytest.mark.parametrize("systemd_host", [False, True])
+def test_logrotate_snippet_rotates_and_reopens(tmp_path, systemd_host):
     """etc/waitressd.logrotate, run by logrotate itself with its paths
-    moved into TMP (no systemd here: the pidfile branch sends USR1)."""
+    moved into TMP; the server runs with a pidfile, outside any unit.  On
+    a systemd host (simulated: /run/systemd/system "there", systemctl
+    failing as it does for a unit that is not running) the pidfile must
+    still get its USR1: the systemd branch used to win and send nothing."""
     logrotate = shutil.which("logrotate") or shutil.which("/usr/sbin/logrotate")
     if logrotate is None:
         pytest.skip("logrotate not installed")
@@ -376,7 +380,8 @@ def test_logrotate_snippet_rotates_and_reopens(tmp_path):
     logdir.mkdir()
     snippet = (ETC / "waitressd.logrotate").read_text()
     snippet = snippet.replace("/var/log/waitressd", str(logdir)).replace("/run/waitressd.pid", str(pidfile))
-    snippet = snippet.replace("[ -d /run/systemd/system ]", "false")
+    snippet = snippet.replace("[ -d /run/systemd/system ]", "true" if systemd_host else "false")
+    snippet = snippet.replace("systemctl ", "false ")
     snippet = re.sub(r"^\s*create .*$", "\tcreate", snippet, flags=re.M)
     conf = tmp_path / "logrotate.conf"
     conf.write_text(snippet)

@@ -207,6 +207,22 @@ def test_install_layout(destdir):
     one(files, "/examples/nginx-waitressd.conf")
 
 
+def test_units_install_under_the_prefix_by_default():
+    # they went to pkg-config systemd's /lib/systemd/system whatever the
+    # prefix, so `./configure --prefix=$HOME/w && make install` wrote
+    # outside it (and failed as a plain user).  PREFIX/lib/systemd/system
+    # is still on systemd's search path for /usr and /usr/local.
+    if not (BUILDDIR / "config.status").exists():
+        pytest.skip("WAITRESSD is not in a configured build directory")
+    config = subprocess.run([str(BUILDDIR / "config.status"), "--config"],
+                            capture_output=True, text=True, check=True).stdout
+    if "systemdsystemunitdir" in config:
+        pytest.skip("configured with an explicit --with-systemdsystemunitdir")
+    make_vars = (BUILDDIR / "Makefile").read_text()
+    unitdir = re.search(r"^systemdsystemunitdir = (.*)$", make_vars, re.M).group(1)
+    assert unitdir == "${prefix}/lib/systemd/system"
+
+
 def test_installed_units_name_installed_paths(destdir):
     files = installed(destdir)
     service = one(files, "/systemd/system/waitressd.service").read_text()

@@ -32,6 +32,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -650,9 +651,37 @@ log_writable(const char *path)
     return strcmp(path, "-") == 0 ? 0 : wd_path_writable(path);
 }
 
+/* The unix socket start would bind: a path that fits, in a directory
+   that is there; a socket already at the path (ours, before a reload) is
+   replaced, anything else stays and the bind would fail. */
+static int
+unix_socket_bindable(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+
+    if (strlen(path) >= sizeof ((struct sockaddr_un *)0)->sun_path) {
+        snprintf(err, errlen, "cannot listen on unix:%s: path too long",
+                 path);
+        return -1;
+    }
+    if (stat(path, &st) == 0) {
+        if (S_ISSOCK(st.st_mode))
+            return 0;
+        errno = EADDRINUSE;
+    } else if (wd_path_writable(path) == 0) {
+        return 0;
+    }
+    snprintf(err, errlen, "cannot listen on unix:%s: %s", path,
+             strerror(errno));
+    return -1;
+}
+
 int
 wd_master_check(const struct wd_config *cfg, char *err, size_t errlen)
 {
+    if (cfg->unix_socket != NULL &&
+        unix_socket_bindable(cfg->unix_socket, err, errlen) != 0)
+        return -1;
     if (log_writable(cfg->error_log != NULL ? cfg->error_log : "-") != 0) {
         log_open_failed(cfg, -1, err, errlen);
         return -1;

@@ -30,8 +30,9 @@ int wd_master_run(struct wd_config *cfg, int argc, char **argv,
 
 /*
  * For -t: what master start-up would refuse before it serves, found
- * without creating anything: a log it could not open ("cannot open
- * error_log PATH: WHY", as start says), a pidfile it could not write.
+ * without creating anything: a unix socket it could not bind, a log it
+ * could not open ("cannot open error_log PATH: WHY", as start says), a
+ * pidfile it could not write.
  * A live pidfile is no failure here.  0, or -1 with one line in ERR.
  */
 int wd_master_check(const struct wd_config *cfg, char *err, size_t errlen);

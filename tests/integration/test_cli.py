@@ -446,9 +446,11 @@ def test_sample_config_mentions_every_option_once():
 def test_each_sample_line_is_valid_when_uncommented(tmp_path, line):
     conf = tmp_path / "w.conf"
     extra = 'trusted_proxy = "127.0.0.1";\n' if line.startswith("trusted_proxy_") else ""
-    # the unit's LogsDirectory= makes /var/log/waitressd; -t checks that
-    # a log's directory is there (start would fail without it)
+    # the unit's LogsDirectory= and RuntimeDirectory= make /var/log/waitressd
+    # and /run/waitressd; -t checks that a log's or a unix socket's
+    # directory is there (start would fail without it)
     line = line.replace("/var/log/waitressd/", f"{tmp_path}/")
+    line = line.replace("/run/waitressd/", f"{tmp_path}/")
     conf.write_text(extra + line + "\n")
     r = run("-t", "-c", str(conf))
     assert r.returncode == 0, r.stderr
@@ -566,6 +568,26 @@ def test_a_pidfile_in_a_missing_directory_fails_before_serving(tmp_path):
     live.write_text(f"{os.getpid()}\n")
     r = run("-t", listen, f"--pidfile={live}")
     assert (r.returncode, r.stderr) == (0, CHECK_OK.format("(command line)"))
+
+
+def test_check_refuses_a_unix_socket_start_could_not_bind(tmp_path):
+    (tmp_path / "plain").write_text("not a socket\n")
+    for path, why in ((tmp_path / "missing-dir" / "s.sock", "No such file or directory"),
+                      (tmp_path / "plain", "Address already in use"),
+                      ("/tmp/" + "s" * 110, "path too long")):
+        line = f"cannot listen on unix:{path}: {why}"
+        start = run(f"--unix-socket={path}", "--pythonpath=" + APPS, "echo:app")
+        assert start.returncode == 1 and start.stderr.endswith(f"\nwaitressd: {line}\n")
+        r = run("-t", f"--unix-socket={path}")
+        assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format("(command line)", line))
+    assert (tmp_path / "plain").read_text() == "not a socket\n"
+    # a socket already there (the running server's, before a reload) is fine
+    sock = tmp_path / "live.sock"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(sock))
+    r = run("-t", f"--unix-socket={sock}")
+    assert (r.returncode, r.stderr) == (0, CHECK_OK.format("(command line)"))
+    s.close()
 
 
 def test_check_and_a_failed_start_keep_to_log_level():

@@ -477,14 +477,30 @@ send_planned(struct wd_wsgi_req *rq, const char *head, size_t head_len,
     }
 }
 
+/* The remembered Content-Length as the app gave it (Python's int(), no
+ * bound), for a warning; BUF holds a 64-bit one. */
+static const char *
+cl_text(struct wd_wsgi_req *rq, char *buf, size_t len)
+{
+    const char *s;
+
+    if (rq->cl_big != NULL && (s = PyUnicode_AsUTF8(rq->cl_big)) != NULL)
+        return s;
+    PyErr_Clear();
+    snprintf(buf, len, "%" PRId64, rq->resp.cl);
+    return buf;
+}
+
 void
 wd_wsgi_log_body_warnings(struct wd_wsgi_req *rq, unsigned warn)
 {
+    char buf[24];
+
     if (warn & WD_RESP_WARN_EXCESS)
         wd_log(WD_LOG_WARNING, WD_CAT_SERVER,
                "application-written content exceeded the number of bytes "
-               "specified by Content-Length header (%" PRId64 ")",
-               rq->resp.cl);
+               "specified by Content-Length header (%s)",
+               cl_text(rq, buf, sizeof buf));
     if (warn & WD_RESP_WARN_NOBODY) {
         const char *s = PyUnicode_AsUTF8(rq->status);
 
@@ -811,6 +827,7 @@ check_header(struct wd_wsgi_req *rq, PyObject *k, PyObject *v)
         int overflow;
 
         if (small_decimal(v, &cl)) {
+            Py_CLEAR(rq->cl_big);
             rq->resp.has_cl = 1;
             rq->resp.cl = cl;
             rc = 0;
@@ -819,12 +836,19 @@ check_header(struct wd_wsgi_req *rq, PyObject *k, PyObject *v)
         if ((num = PyNumber_Long(v)) == NULL)
             goto finally;
         cl = PyLong_AsLongLongAndOverflow(num, &overflow);
-        Py_DECREF(num);
-        if (cl == -1 && PyErr_Occurred())
+        if (cl == -1 && PyErr_Occurred()) {
+            Py_DECREF(num);
             goto finally;
-        /* beyond 64 bits nothing can be sent anyway: clamp */
-        if (overflow)
+        }
+        /* beyond 64 bits nothing can be sent anyway: clamp, and keep
+           the number as the app gave it for the warnings */
+        if (overflow) {
             cl = overflow > 0 ? INT64_MAX : INT64_MIN;
+            Py_XSETREF(rq->cl_big, PyObject_Str(num));
+        } else {
+            Py_CLEAR(rq->cl_big);
+        }
+        Py_DECREF(num);
         rq->resp.has_cl = 1;
         rq->resp.cl = cl;
     } else if (wd_response_is_hop_by_hop(low, (size_t)len)) {
@@ -1075,11 +1099,14 @@ consume(struct wd_wsgi_req *rq, PyObject *result)
     }
     if (PyErr_Occurred())
         goto finally;
-    if (wd_response_check_length(&rq->resp, rq->is_head))
+    if (wd_response_check_length(&rq->resp, rq->is_head)) {
+        char buf[24];
+
         wd_log(WD_LOG_WARNING, WD_CAT_SERVER,
                "application returned too few bytes (%" PRIu64 ") for "
-               "specified Content-Length (%" PRId64 ") via app_iter",
-               rq->resp.written, rq->resp.cl);
+               "specified Content-Length (%s) via app_iter",
+               rq->resp.written, cl_text(rq, buf, sizeof buf));
+    }
     rc = 0;
 
 finally:
@@ -1360,6 +1387,7 @@ wd_wsgi_run(struct wd_task *t)
     Py_XDECREF(rq.discon);
     Py_XDECREF(rq.status);
     Py_XDECREF(rq.headers);
+    Py_XDECREF(rq.cl_big);
     PyErr_Clear();
 
     if (own)

@@ -80,6 +80,7 @@ struct wd_wsgi_req {
     PyObject *sr;      /* start_response; detached */
     PyObject *status;  /* str given to start_response */
     PyObject *headers; /* list of validated (name, value) tuples */
+    PyObject *cl_big;  /* str of a Content-Length past 64 bits (the log's) */
     int complete;      /* start_response has completed once */
     int is_head;
     int iter_closed;   /* the result's close() was called */

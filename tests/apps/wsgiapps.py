@@ -73,6 +73,13 @@ def empty_cl(environ, start_response):
     return []
 
 
+def huge_cl(environ, start_response):
+    """A Content-Length past 64 bits (given as ?VALUE): sent as written,
+    too few bytes follow; negative, every byte is too many."""
+    start_response("200 OK", TEXT + [("Content-Length", environ["QUERY_STRING"])])
+    return iter([b"ab"])
+
+
 def long_cl(environ, start_response):
     """Content-Length 3 but 6 bytes: cut at 3, the connection stays open."""
     start_response("200 OK", TEXT + [("Content-Length", "3")])

@@ -588,6 +588,22 @@ def test_short_content_length_closes(srv):
                          "Content-Length (10) via app_iter")
 
 
+def test_a_content_length_past_64_bits_is_logged_as_given(srv):
+    # Python's int() has no bound (SPEC.md 12.1); the warnings printed the
+    # number clamped to 64 bits, where waitress prints the app's
+    big = "99999999999999999999999"
+    status, headers, body = until_close(srv, f"GET /huge_cl?{big} HTTP/1.1\r\n\r\n".encode())
+    assert hmap(headers)["content-length"] == big and body == b"ab"
+    assert wait_log(srv, f"application returned too few bytes (2) for specified "
+                         f"Content-Length ({big}) via app_iter")
+    status, headers, body = until_close(srv, f"GET /huge_cl?-{big} HTTP/1.1\r\n\r\n".encode())
+    assert wait_log(srv, "application-written content exceeded the number of bytes "
+                         f"specified by Content-Length header (-{big})")
+    # and a 64-bit one after it on the same worker is its own number again
+    until_close(srv, b"GET /short_cl HTTP/1.1\r\n\r\n")
+    assert wait_log(srv, "for specified Content-Length (10) via app_iter")
+
+
 def test_too_few_before_the_head_on_http10_keepalive_sends_both_headers(srv):
     # SPEC 12.2 step 3 adds Connection: close while the head is unsent,
     # and 12.5's HTTP/1.0 keep-alive row still adds Keep-Alive: waitress

@@ -844,7 +844,11 @@ check_header(struct wd_wsgi_req *rq, PyObject *k, PyObject *v)
            the number as the app gave it for the warnings */
         if (overflow) {
             cl = overflow > 0 ? INT64_MAX : INT64_MIN;
+            /* NULL (past int's 4300-digit str limit, or no memory): the
+               log shows the clamped number instead */
             Py_XSETREF(rq->cl_big, PyObject_Str(num));
+            if (rq->cl_big == NULL)
+                PyErr_Clear();
         } else {
             Py_CLEAR(rq->cl_big);
         }

@@ -80,6 +80,20 @@ def huge_cl(environ, start_response):
     return iter([b"ab"])
 
 
+class _HugeInt(str):
+    """A Content-Length value whose int() has more digits than Python
+    will turn back into a str (sys.int_info.str_digits_check_threshold)."""
+
+    def __int__(self):
+        return 10 ** 5000
+
+
+def huge_int_cl(environ, start_response):
+    """A Content-Length the server cannot even print: still a 200."""
+    start_response("200 OK", TEXT + [("Content-Length", _HugeInt("huge"))])
+    return iter([b"ab"])
+
+
 def long_cl(environ, start_response):
     """Content-Length 3 but 6 bytes: cut at 3, the connection stays open."""
     start_response("200 OK", TEXT + [("Content-Length", "3")])

@@ -599,6 +599,12 @@ def test_a_content_length_past_64_bits_is_logged_as_given(srv):
     status, headers, body = until_close(srv, f"GET /huge_cl?-{big} HTTP/1.1\r\n\r\n".encode())
     assert wait_log(srv, "application-written content exceeded the number of bytes "
                          f"specified by Content-Length header (-{big})")
+    # one whose str() Python refuses (over 4300 digits) is logged clamped;
+    # the failed str() was left pending and start_response raised it (500)
+    status, headers, body = until_close(srv, b"GET /huge_int_cl HTTP/1.1\r\n\r\n")
+    assert status == "HTTP/1.1 200 OK" and body == b"ab"
+    assert wait_log(srv, "application returned too few bytes (2) for specified "
+                         "Content-Length (9223372036854775807) via app_iter")
     # and a 64-bit one after it on the same worker is its own number again
     until_close(srv, b"GET /short_cl HTTP/1.1\r\n\r\n")
     assert wait_log(srv, "for specified Content-Length (10) via app_iter")

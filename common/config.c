@@ -1087,9 +1087,13 @@ static const char *
 shown_file(const char *file, const char *path, const char *include_dir,
            char *buf, size_t len)
 {
+    size_t dlen = include_dir != NULL ? strlen(include_dir) : 0;
+
     if (file == NULL)
         return path;
-    if (file[0] == '/' || include_dir == NULL)
+    /* libconfig 1.5 keeps the name as written; 1.7 joins it itself */
+    if (file[0] == '/' || include_dir == NULL ||
+        (strncmp(file, include_dir, dlen) == 0 && file[dlen] == '/'))
         return file;
     snprintf(buf, len, "%s/%s",
              strcmp(include_dir, "/") == 0 ? "" : include_dir, file);

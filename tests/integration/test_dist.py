@@ -402,6 +402,35 @@ def test_usr1_moves_the_apps_stderr_to_the_new_error_log(tmp_path):
     assert all(f"app-logged-after{i}\n" in new for i in range(20)), new
 
 
+def test_logrotate_snippet_spares_a_process_that_took_a_stale_pid(tmp_path):
+    """A pidfile left by a killed master may name a PID the kernel has
+    given to another program since; USR1 would kill most of them."""
+    logrotate = shutil.which("logrotate") or shutil.which("/usr/sbin/logrotate")
+    if logrotate is None:
+        pytest.skip("logrotate not installed")
+    logdir, pidfile = tmp_path / "log", tmp_path / "waitressd.pid"
+    logdir.mkdir()
+    (logdir / "error.log").write_text("old\n")
+    snippet = (ETC / "waitressd.logrotate").read_text()
+    snippet = snippet.replace("/var/log/waitressd", str(logdir)).replace("/run/waitressd.pid", str(pidfile))
+    snippet = snippet.replace("[ -d /run/systemd/system ]", "false")
+    snippet = re.sub(r"^\s*create .*$", "\tcreate", snippet, flags=re.M)
+    conf = tmp_path / "logrotate.conf"
+    conf.write_text(snippet)
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        pidfile.write_text(f"{other.pid}\n")
+        r = subprocess.run([logrotate, "-f", "-s", str(tmp_path / "state"), str(conf)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (logdir / "error.log.1").exists()
+        time.sleep(0.3)
+        assert other.poll() is None, "the snippet signalled a process that is not waitressd"
+    finally:
+        other.kill()
+        other.wait()
+
+
 @pytest.mark.parametrize("systemd_host", [False, True])
 def test_logrotate_snippet_rotates_and_reopens(tmp_path, systemd_host):
     """etc/waitressd.logrotate, run by logrotate itself with its paths

@@ -116,7 +116,7 @@ wd_cleanup_unix_socket(const char *path)
 }
 
 int
-wd_path_writable(const char *path)
+wd_path_writable(const char *path, int how)
 {
     struct stat st;
     char *dir, *slash;
@@ -131,11 +131,12 @@ wd_path_writable(const char *path)
             errno = EISDIR;
             return -1;
         }
-        return access(path, W_OK);
-    }
-    if (errno != ENOENT)
+        if (how == WD_PATH_OPEN)
+            return access(path, W_OK);
+    } else if (errno != ENOENT) {
         return -1;
-    /* missing: its directory must exist and take a new name */
+    }
+    /* missing, or to be replaced: its directory must take a new name */
     if ((dir = strdup(path)) == NULL)
         return -1;
     if ((slash = strrchr(dir, '/')) == NULL)

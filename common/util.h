@@ -31,12 +31,15 @@ int wd_undquote(const char *in, size_t in_len, char *out, size_t *out_len);
 int wd_cleanup_unix_socket(const char *path);
 
 /*
- * Could this process open PATH for writing, creating it if missing, as a
- * log or a pidfile is opened?  Creates nothing (for -t).  0, or -1 with
- * the errno the open would meet as far as stat(2) and access(2) can tell:
- * ENOENT ("" or a missing directory), ENOTDIR, EISDIR, EACCES, EROFS.
+ * Could this process create PATH, or replace what is there, as a log is
+ * opened (WD_PATH_OPEN: open(O_WRONLY|O_CREAT) of PATH itself) or a
+ * pidfile is written (WD_PATH_RENAME: a new file in PATH's directory,
+ * renamed over PATH)?  Creates nothing.  0, or -1 with the errno the
+ * write would meet as far as stat(2) and access(2) can tell: ENOENT (""
+ * or a missing directory), ENOTDIR, EISDIR, EACCES, EROFS.
  */
-int wd_path_writable(const char *path);
+enum { WD_PATH_OPEN, WD_PATH_RENAME };
+int wd_path_writable(const char *path, int how);
 
 /* SRC into DST of SIZE (> 0) bytes, cut to fit, NUL-terminated: what
  * snprintf(DST, SIZE, "%s", SRC) writes, at a fraction of its cost. */

@@ -63,7 +63,7 @@ wd_pidfile_check(const char *path, char *err, size_t errlen)
 int
 wd_pidfile_writable(const char *path, char *err, size_t errlen)
 {
-    if (path == NULL || wd_path_writable(path) == 0)
+    if (path == NULL || wd_path_writable(path, WD_PATH_RENAME) == 0)
         return 0;
     snprintf(err, errlen, "cannot write pidfile %s: %s", path,
              strerror(errno));

@@ -21,8 +21,10 @@ struct wd_config;
  */
 int wd_pidfile_check(const char *path, char *err, size_t errlen);
 /*
- * Refuse PATH when the write below could not create it (a missing
- * directory, a directory in its place): "cannot write pidfile PATH: WHY".
+ * Refuse PATH when the write below could not put it there (its
+ * directory missing or not writable, a directory in its place): "cannot
+ * write pidfile PATH: WHY".  A read-only old file is no obstacle (the
+ * write renames a new one over it).
  * Writes nothing; NULL is fine.  0 or -1.
  */
 int wd_pidfile_writable(const char *path, char *err, size_t errlen);

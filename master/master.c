@@ -644,18 +644,32 @@ log_open_failed(const struct wd_config *cfg, int rc, char *err, size_t len)
              strerror(errno));
 }
 
-/* A log target start could open: "-" is the stderr we have. */
+/*
+ * -t refuses a path no start could use whoever runs it: an empty one, a
+ * directory where a file goes, a file where a directory goes.  A missing
+ * directory is not refused (the service manager may make it at start:
+ * LogsDirectory=, RuntimeDirectory=), nor a permission (the master opens
+ * these as root, and -t is run as the service's user to check the app).
+ * 0 when PATH passes; else -1 with errno.
+ */
 static int
-log_writable(const char *path)
+usable_path(const char *path, int how)
 {
-    return strcmp(path, "-") == 0 ? 0 : wd_path_writable(path);
+    if (path[0] == '\0') {
+        errno = ENOENT;
+        return -1;
+    }
+    if (wd_path_writable(path, how) == 0 || errno == ENOENT ||
+        errno == EACCES || errno == EPERM)
+        return 0;
+    return -1;
 }
 
-/* The unix socket start would bind: a path that fits, in a directory
-   that is there; a socket already at the path (ours, before a reload) is
-   replaced, anything else stays and the bind would fail. */
+/* The unix socket start would bind: a path that fits; a socket already
+   at the path (ours, before a reload) is replaced, anything else stays
+   and the bind would fail. */
 static int
-unix_socket_bindable(const char *path, char *err, size_t errlen)
+unix_socket_usable(const char *path, char *err, size_t errlen)
 {
     struct stat st;
 
@@ -668,7 +682,7 @@ unix_socket_bindable(const char *path, char *err, size_t errlen)
         if (S_ISSOCK(st.st_mode))
             return 0;
         errno = EADDRINUSE;
-    } else if (wd_path_writable(path) == 0) {
+    } else if (usable_path(path, WD_PATH_OPEN) == 0) {
         return 0;
     }
     snprintf(err, errlen, "cannot listen on unix:%s: %s", path,
@@ -679,18 +693,26 @@ unix_socket_bindable(const char *path, char *err, size_t errlen)
 int
 wd_master_check(const struct wd_config *cfg, char *err, size_t errlen)
 {
+    const char *elog = cfg->error_log != NULL ? cfg->error_log : "-";
+
     if (cfg->unix_socket != NULL &&
-        unix_socket_bindable(cfg->unix_socket, err, errlen) != 0)
+        unix_socket_usable(cfg->unix_socket, err, errlen) != 0)
         return -1;
-    if (log_writable(cfg->error_log != NULL ? cfg->error_log : "-") != 0) {
+    if (strcmp(elog, "-") != 0 && usable_path(elog, WD_PATH_OPEN) != 0) {
         log_open_failed(cfg, -1, err, errlen);
         return -1;
     }
-    if (cfg->access_log != NULL && log_writable(cfg->access_log) != 0) {
+    if (cfg->access_log != NULL && strcmp(cfg->access_log, "-") != 0 &&
+        usable_path(cfg->access_log, WD_PATH_OPEN) != 0) {
         log_open_failed(cfg, -2, err, errlen);
         return -1;
     }
-    return wd_pidfile_writable(cfg->pidfile, err, errlen);
+    if (cfg->pidfile != NULL && usable_path(cfg->pidfile, WD_PATH_RENAME) != 0) {
+        snprintf(err, errlen, "cannot write pidfile %s: %s", cfg->pidfile,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 static void
@@ -1270,9 +1292,6 @@ master_setup(struct master *m, int argc, char **argv)
 
     if (cfg->umask >= 0)
         umask((mode_t)cfg->umask);
-    if (wd_pidfile_check(cfg->pidfile, err, sizeof err) != 0 ||
-        wd_pidfile_writable(cfg->pidfile, err, sizeof err) != 0)
-        return fail_start(m, err);
     if ((rc = wd_log_open(cfg->error_log, cfg->access_log)) != 0) {
         /* no log of ours is open yet: the one line goes to stderr only */
         log_open_failed(cfg, rc, err, sizeof err);
@@ -1283,6 +1302,10 @@ master_setup(struct master *m, int argc, char **argv)
     wd_log_set_level((enum wd_log_level)cfg->log_level);
     wd_log_release(); /* the configuration's warnings, now filtered */
     wd_chown_logs(cfg);
+    /* after the logs: a refusal is one line on stderr and in error_log */
+    if (wd_pidfile_check(cfg->pidfile, err, sizeof err) != 0 ||
+        wd_pidfile_writable(cfg->pidfile, err, sizeof err) != 0)
+        return fail_start(m, err);
     event_set_log_callback(libevent_log_cb);
     wd_log(WD_LOG_INFO, WD_CAT_MASTER, "Starting waitressd %s",
            PACKAGE_VERSION);

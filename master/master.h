@@ -29,11 +29,14 @@ int wd_master_run(struct wd_config *cfg, int argc, char **argv,
                   wd_worker_fn worker);
 
 /*
- * For -t: what master start-up would refuse before it serves, found
- * without creating anything: a unix socket it could not bind, a log it
- * could not open ("cannot open error_log PATH: WHY", as start says), a
- * pidfile it could not write.
- * A live pidfile is no failure here.  0, or -1 with one line in ERR.
+ * For -t: what master start-up would refuse whoever starts it, found
+ * without creating anything: a unix socket path too long or taken by a
+ * file, an empty log or pidfile path, a directory where a file goes
+ * ("cannot open error_log PATH: WHY", as start says).  A missing
+ * directory or a permission is not refused: a service manager may make
+ * the directory at start, and the master (root) may write where the user
+ * running -t cannot.  A live pidfile is no failure here.  0, or -1 with
+ * one line in ERR.
  */
 int wd_master_check(const struct wd_config *cfg, char *err, size_t errlen);
 

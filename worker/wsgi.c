@@ -1752,9 +1752,11 @@ wd_wsgi_check_app(const struct wd_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot start the Python interpreter");
         return -1;
     }
-    /* with call, the application is what the factory returns: it runs
-       here as in a worker, so a factory that fails fails the test */
-    app = resolve_app(cfg->app, cfg->call, 0, err, errlen);
+    /* resolve only: a factory (call) is not run by a configuration test.
+       It would run as whoever runs -t (root, where workers run it as
+       `user`: files it makes would be root's), and a thread it starts
+       would keep Py_FinalizeEx waiting forever. */
+    app = resolve_app(cfg->app, 0, 0, err, errlen);
     Py_XDECREF(app);
     /* throw-away interpreter: give its memory back (leak checkers) */
     Py_FinalizeEx();

@@ -3,14 +3,17 @@ seen from outside: --help, --version, usage errors, -t output, the config
 file, precedence.  Everything here runs waitressd to completion; nothing
 serves."""
 import os
+import pathlib
 import pwd
 import grp
 import re
 import socket
+import subprocess
+import time
 
 import pytest
 
-from conftest import free_port, run
+from conftest import WAITRESSD, free_port, run
 
 # SPEC.md 2.2 and 2.3: every option key, and which of them are booleans.
 SPEC_OPTIONS = """
@@ -446,11 +449,8 @@ def test_sample_config_mentions_every_option_once():
 def test_each_sample_line_is_valid_when_uncommented(tmp_path, line):
     conf = tmp_path / "w.conf"
     extra = 'trusted_proxy = "127.0.0.1";\n' if line.startswith("trusted_proxy_") else ""
-    # the unit's LogsDirectory= and RuntimeDirectory= make /var/log/waitressd
-    # and /run/waitressd; -t checks that a log's or a unix socket's
-    # directory is there (start would fail without it)
-    line = line.replace("/var/log/waitressd/", f"{tmp_path}/")
-    line = line.replace("/run/waitressd/", f"{tmp_path}/")
+    # as shipped, although /var/log/waitressd and /run/waitressd may not be
+    # there yet: the unit makes them (LogsDirectory=, RuntimeDirectory=)
     conf.write_text(extra + line + "\n")
     r = run("-t", "-c", str(conf))
     assert r.returncode == 0, r.stderr
@@ -526,14 +526,13 @@ def test_check_refuses_an_empty_listen_as_start_does():
 
 
 @pytest.mark.parametrize("key", ["error_log", "access_log"])
-def test_check_refuses_a_log_start_could_not_open(tmp_path, key):
-    # -t validates what a start would refuse (SPEC.md 1), as nginx -t does
-    # with its logs, but creates nothing
+def test_check_refuses_a_log_no_start_could_open(tmp_path, key):
+    # -t validates what a start would refuse (SPEC.md 1), creating
+    # nothing: an empty path, a directory in the log's place
     flag = "--" + key.replace("_", "-")
     listen = f"--listen=127.0.0.1:{free_port()}"
     (tmp_path / "adir").mkdir()
-    for path, why in ((tmp_path / "missing-dir" / "x.log", "No such file or directory"),
-                      (tmp_path / "adir", "Is a directory"),
+    for path, why in ((tmp_path / "adir", "Is a directory"),
                       ("", "No such file or directory")):
         start = run(listen, f"{flag}={path}", "echo:app")
         assert start.returncode == 1
@@ -541,6 +540,13 @@ def test_check_refuses_a_log_start_could_not_open(tmp_path, key):
         r = run("-t", listen, f"{flag}={path}")
         assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format(
             "(command line)", f"cannot open {key} {path}: {why}"))
+    # a missing directory is the service manager's to make at start
+    # (LogsDirectory=): -t passes it, start says what is missing
+    missing = tmp_path / "missing-dir" / "x.log"
+    r = run("-t", listen, f"{flag}={missing}")
+    assert (r.returncode, r.stderr) == (0, CHECK_OK.format("(command line)"))
+    start = run(listen, f"{flag}={missing}", "echo:app")
+    assert start.stderr == f"waitressd: cannot open {key} {missing}: No such file or directory\n"
     good = tmp_path / "logs" / "x.log"
     good.parent.mkdir()
     r = run("-t", listen, f"{flag}={good}")
@@ -553,15 +559,25 @@ def test_check_refuses_a_log_start_could_not_open(tmp_path, key):
 
 
 def test_a_pidfile_in_a_missing_directory_fails_before_serving(tmp_path):
-    # it was found only after the sockets were bound ("Serving on ...");
-    # -t passed it
+    # it was found only after the sockets were bound ("Serving on ...")
     pid = tmp_path / "missing-dir" / "w.pid"
     why = f"cannot write pidfile {pid}: No such file or directory"
     listen = f"--listen=127.0.0.1:{free_port()}"
     r = run(listen, f"--pidfile={pid}", "--pythonpath=" + APPS, "echo:app")
     assert (r.returncode, r.stderr) == (1, f"waitressd: {why}\n")
+    # once on stderr, and in the error log (it went to stderr twice, as a
+    # held record too, and never to the file)
+    elog = tmp_path / "e.log"
+    r = run(listen, f"--pidfile={pid}", f"--error-log={elog}", "--pythonpath=" + APPS, "echo:app")
+    assert (r.returncode, r.stderr) == (1, f"waitressd: {why}\n")
+    assert elog.read_text().endswith(f"[ERROR] [waitressd.master] {why}\n")
+    # -t leaves a missing directory to the service manager (RuntimeDirectory=)
     r = run("-t", listen, f"--pidfile={pid}")
-    assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format("(command line)", why))
+    assert (r.returncode, r.stderr) == (0, CHECK_OK.format("(command line)"))
+    # and refuses what no start gets past
+    r = run("-t", listen, f"--pidfile={tmp_path}")
+    assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format(
+        "(command line)", f"cannot write pidfile {tmp_path}: Is a directory"))
     # a live pidfile is no reason for -t to fail: it checks the running
     # server's own configuration before a reload
     live = tmp_path / "live.pid"
@@ -570,10 +586,50 @@ def test_a_pidfile_in_a_missing_directory_fails_before_serving(tmp_path):
     assert (r.returncode, r.stderr) == (0, CHECK_OK.format("(command line)"))
 
 
-def test_check_refuses_a_unix_socket_start_could_not_bind(tmp_path):
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as another user")
+def test_paths_as_a_user_who_is_not_root(tmp_path):
+    # As the service's user (the README's `sudo -u www-data waitressd -t`),
+    # -t must not refuse what the root master would open; and a stale
+    # read-only pidfile (left by --umask=0222) does not stop a start, since
+    # the pidfile is written anew and renamed over it.
+    import tempfile
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    shared = pathlib.Path(tempfile.mkdtemp(prefix="wd-nobody-"))
+    try:
+        shared.chmod(0o777)
+        rootdir = shared / "root-only"
+        rootdir.mkdir(mode=0o755)
+        r = subprocess.run(as_nobody + [WAITRESSD, "-t", "--listen=127.0.0.1:0",
+                                        f"--pidfile={rootdir}/w.pid",
+                                        f"--error-log={rootdir}/e.log"],
+                           capture_output=True, text=True, timeout=20)
+        assert (r.returncode, r.stderr) == (0, CHECK_OK.format("(command line)"))
+        pid = shared / "w.pid"
+        pid.write_text("999999999\n")
+        pid.chmod(0o444)
+        os.chown(pid, 65534, 65534)
+        port = free_port()
+        proc = subprocess.Popen(as_nobody + [WAITRESSD, f"--listen=127.0.0.1:{port}",
+                                             "--workers=1", f"--pythonpath={APPS}",
+                                             f"--pidfile={pid}", "echo:app"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while pid.read_text() == "999999999\n":
+                assert proc.poll() is None, proc.stderr.read()
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert pid.read_text() == f"{proc.pid}\n"
+        finally:
+            proc.terminate()
+            assert proc.wait(timeout=20) == 0
+    finally:
+        subprocess.run(["rm", "-rf", str(shared)], check=True)
+
+
+def test_check_refuses_a_unix_socket_no_start_could_bind(tmp_path):
     (tmp_path / "plain").write_text("not a socket\n")
-    for path, why in ((tmp_path / "missing-dir" / "s.sock", "No such file or directory"),
-                      (tmp_path / "plain", "Address already in use"),
+    for path, why in ((tmp_path / "plain", "Address already in use"),
                       ("/tmp/" + "s" * 110, "path too long")):
         line = f"cannot listen on unix:{path}: {why}"
         start = run(f"--unix-socket={path}", "--pythonpath=" + APPS, "echo:app")
@@ -581,6 +637,9 @@ def test_check_refuses_a_unix_socket_start_could_not_bind(tmp_path):
         r = run("-t", f"--unix-socket={path}")
         assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format("(command line)", line))
     assert (tmp_path / "plain").read_text() == "not a socket\n"
+    # a missing directory is the service manager's to make (RuntimeDirectory=)
+    r = run("-t", f"--unix-socket={tmp_path}/missing-dir/s.sock")
+    assert (r.returncode, r.stderr) == (0, CHECK_OK.format("(command line)"))
     # a socket already there (the running server's, before a reload) is fine
     sock = tmp_path / "live.sock"
     s = socket.socket(socket.AF_UNIX)

@@ -263,7 +263,7 @@ writable_as_open(const char *path)
     int rc, err, fd, existed = access(path, F_OK) == 0;
 
     errno = 0;
-    rc = wd_path_writable(path);
+    rc = wd_path_writable(path, WD_PATH_OPEN);
     err = errno;
     cr_assert_eq(access(path, F_OK) == 0, existed, "created %s", path);
     fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -304,6 +304,30 @@ Test(util, path_writable_says_what_open_meets)
     path_in_tmp(path, sizeof path, "file");
     unlink(path);
     cr_assert_eq(rmdir(tmpdir), 0, "left something in %s", tmpdir);
+}
+
+/* A pidfile is a new file renamed over PATH: what is at PATH matters
+ * only if it is a directory; its own mode does not. */
+Test(util, path_writable_by_rename_looks_at_the_directory)
+{
+    char path[PATH_MAX];
+
+    make_tmpdir();
+    make_file(path, sizeof path, "old.pid");
+    cr_assert_eq(chmod(path, 0444), 0);
+    cr_assert_eq(wd_path_writable(path, WD_PATH_RENAME), 0);
+    errno = 0;
+    cr_assert_eq(wd_path_writable(tmpdir, WD_PATH_RENAME), -1);
+    cr_assert_eq(errno, EISDIR);
+    unlink(path);
+    path_in_tmp(path, sizeof path, "no-dir/w.pid");
+    errno = 0;
+    cr_assert_eq(wd_path_writable(path, WD_PATH_RENAME), -1);
+    cr_assert_eq(errno, ENOENT);
+    path_in_tmp(path, sizeof path, "new.pid");
+    cr_assert_eq(wd_path_writable(path, WD_PATH_RENAME), 0);
+    cr_assert_eq(access(path, F_OK), -1, "created %s", path);
+    cr_assert_eq(rmdir(tmpdir), 0);
 }
 
 /* --- wd_strip_brackets ------------------------------------------------ */

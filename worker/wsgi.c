@@ -1556,13 +1556,19 @@ start_python(const struct wd_config *cfg)
 static PyObject *
 resolve_app(const char *name, int call, int print, char *err, size_t errlen)
 {
-    PyObject *pkgutil, *app = NULL, *type, *value, *tb, *str;
+    PyObject *pkgutil, *uname, *app = NULL, *type, *value, *tb, *str;
     const char *reason = NULL;
 
-    if ((pkgutil = PyImport_ImportModule("pkgutil")) != NULL) {
-        app = PyObject_CallMethod(pkgutil, "resolve_name", "s", name);
-        Py_DECREF(pkgutil);
+    /* as Python decodes a command line: an undecodable byte becomes a
+       lone surrogate, and resolve_name says "invalid format" (not a
+       codec error) */
+    if ((pkgutil = PyImport_ImportModule("pkgutil")) != NULL &&
+        (uname = PyUnicode_DecodeUTF8(name, (Py_ssize_t)strlen(name),
+                                      "surrogateescape")) != NULL) {
+        app = PyObject_CallMethod(pkgutil, "resolve_name", "O", uname);
+        Py_DECREF(uname);
     }
+    Py_XDECREF(pkgutil);
     if (app != NULL && call)
         Py_SETREF(app, PyObject_CallNoArgs(app));
     if (app != NULL)

@@ -486,6 +486,16 @@ def test_unimportable_app_reason_keeps_a_lone_surrogate(tmp_path):
             in r.stderr), r.stderr
 
 
+def test_an_undecodable_app_name_is_an_invalid_format_as_in_waitress():
+    # the name went to Python as strict UTF-8: the reason was a codec
+    # error; Python decodes a command line with surrogateescape, and
+    # waitress-serve's resolve then says "invalid format"
+    import subprocess
+    r = subprocess.run([WAITRESSD, "-t", b"\xff:app"], capture_output=True, timeout=20)
+    assert r.returncode == 1
+    assert b"invalid format: '\\udcff:app'" in r.stderr, r.stderr
+
+
 def test_app_from_config_file(tmp_path):
     conf = tmp_path / "w.conf"
     conf.write_text(f'app = "no_such_module_wd:app";\nlisten = "127.0.0.1:0";\n')

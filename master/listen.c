@@ -173,14 +173,6 @@ adopt_fd(const struct wd_config *cfg, int fd, struct wd_listener *l,
     return 0;
 }
 
-int
-wd_listen_open_all(const struct wd_config *cfg, struct wd_listener **out,
-                   size_t *n, char *err, size_t errlen)
-{
-    /* a reload from nothing: every address is new (and announced) */
-    return wd_listen_reload(cfg, NULL, 0, out, n, err, errlen);
-}
-
 void
 wd_listen_log(const struct wd_listener *ls, size_t n)
 {
@@ -298,10 +290,11 @@ wd_listen_settle(const struct wd_config *cfg, const struct wd_listener *ls,
     }
 }
 
-int
-wd_listen_reload(const struct wd_config *cfg, const struct wd_listener *old,
-                 size_t nold, struct wd_listener **out, size_t *n, char *err,
-                 size_t errlen)
+/* wd_listen_reload; ANNOUNCE: log "Serving on" for each new socket. */
+static int
+listen_set(const struct wd_config *cfg, const struct wd_listener *old,
+           size_t nold, struct wd_listener **out, size_t *n, char *err,
+           size_t errlen, int announce)
 {
     struct wd_listener *ls;
     size_t count, done = 0;
@@ -341,12 +334,29 @@ wd_listen_reload(const struct wd_config *cfg, const struct wd_listener *old,
         return -1;
     }
     /* announce the new ones only once the whole set is bound */
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; i < count && announce; i++)
         if (!taken(&ls[i], old, nold))
             wd_listen_log(&ls[i], 1);
     *out = ls;
     *n = count;
     return 0;
+}
+
+int
+wd_listen_reload(const struct wd_config *cfg, const struct wd_listener *old,
+                 size_t nold, struct wd_listener **out, size_t *n, char *err,
+                 size_t errlen)
+{
+    return listen_set(cfg, old, nold, out, n, err, errlen, 1);
+}
+
+int
+wd_listen_open_all(const struct wd_config *cfg, struct wd_listener **out,
+                   size_t *n, char *err, size_t errlen)
+{
+    /* a reload from nothing; announced by the caller (wd_listen_log)
+       once it is the process that serves: a daemon forks after binding */
+    return listen_set(cfg, NULL, 0, out, n, err, errlen, 0);
 }
 
 void

@@ -36,7 +36,9 @@ void wd_listen_format_name(const struct sockaddr *sa, char *out,
  * or the inherited cfg->sockets).  On success *OUT holds *N listeners
  * (free with wd_listen_close_all) and 0 is returned; on failure nothing
  * stays open and ERR holds one line naming the address and the reason.
- * Each listener is announced ("Serving on ...").
+ * Nothing is logged: the caller announces them with wd_listen_log once
+ * it is the process that serves (a daemon forks after binding, and its
+ * records must carry its own PID).
  */
 int wd_listen_open_all(const struct wd_config *cfg, struct wd_listener **out,
                        size_t *n, char *err, size_t errlen);

@@ -1307,13 +1307,16 @@ master_setup(struct master *m, int argc, char **argv)
         wd_pidfile_writable(cfg->pidfile, err, sizeof err) != 0)
         return fail_start(m, err);
     event_set_log_callback(libevent_log_cb);
-    wd_log(WD_LOG_INFO, WD_CAT_MASTER, "Starting waitressd %s",
-           PACKAGE_VERSION);
 
+    /* bound before detaching, so that a bind error reaches the terminal;
+       announced after, so that every record carries the daemon's PID */
     if (wd_listen_open_all(cfg, &m->ls, &m->nls, err, sizeof err) != 0)
         return fail_start(m, err);
     if (cfg->daemon && wd_daemonize(cfg, err, sizeof err) != 0)
         return fail_start(m, err);
+    wd_log(WD_LOG_INFO, WD_CAT_MASTER, "Starting waitressd %s",
+           PACKAGE_VERSION);
+    wd_listen_log(m->ls, m->nls);
     m->start_time = time(NULL);
     if (cfg->pidfile != NULL) {
         if (wd_pidfile_write(cfg->pidfile, err, sizeof err) != 0)

@@ -1170,7 +1170,16 @@ def test_daemon_detaches_and_writes_pidfile(tmp_path):
         os.kill(pid, signal.SIGTERM)
         assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10)
         assert not pidfile.exists()
-        assert "Shutting down: Master" in log.read_text()
+        text = log.read_text()
+        assert "Shutting down: Master" in text
+        # every master record is the daemon's: "Starting" and "Serving on"
+        # carried the PID of the process that had exited after the fork
+        master_lines = [l for l in text.splitlines()
+                        if "[waitressd.master]" in l or "Serving on" in l]
+        assert "Starting waitressd" in master_lines[0]
+        assert any("Serving on" in l for l in master_lines)
+        assert all(f"] [{pid}] [" in l for l in master_lines
+                   if "Worker exiting" not in l), text
     finally:
         if os.path.exists(f"/proc/{pid}"):
             os.kill(pid, signal.SIGKILL)

@@ -8,6 +8,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -126,13 +127,16 @@ wd_path_writable(const char *path, int how)
         errno = ENOENT;
         return -1;
     }
-    if (stat(path, &st) == 0) {
+    /* a rename replaces a symlink itself; an open follows it */
+    if ((how == WD_PATH_RENAME ? lstat(path, &st) : stat(path, &st)) == 0) {
         if (S_ISDIR(st.st_mode)) {
             errno = EISDIR;
             return -1;
         }
+        /* AT_EACCESS: the effective ids and capabilities the write will
+           use, not access()'s real uid */
         if (how == WD_PATH_OPEN)
-            return access(path, W_OK);
+            return faccessat(AT_FDCWD, path, W_OK, AT_EACCESS);
     } else if (errno != ENOENT) {
         return -1;
     }
@@ -147,7 +151,7 @@ wd_path_writable(const char *path, int how)
         if (!S_ISDIR(st.st_mode))
             errno = ENOTDIR;
         else
-            rc = access(dir, W_OK | X_OK);
+            rc = faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS);
     }
     free(dir);
     return rc;

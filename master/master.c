@@ -1292,6 +1292,13 @@ master_setup(struct master *m, int argc, char **argv)
 
     if (cfg->umask >= 0)
         umask((mode_t)cfg->umask);
+    /* a second instance started by mistake stops here, before it opens,
+       writes to or chowns the running one's logs: one line, stderr only */
+    if (wd_pidfile_check(cfg->pidfile, err, sizeof err) != 0) {
+        fprintf(stderr, "waitressd: %s\n", err);
+        m->exit_code = 1;
+        return 1;
+    }
     if ((rc = wd_log_open(cfg->error_log, cfg->access_log)) != 0) {
         /* no log of ours is open yet: the one line goes to stderr only */
         log_open_failed(cfg, rc, err, sizeof err);
@@ -1303,8 +1310,7 @@ master_setup(struct master *m, int argc, char **argv)
     wd_log_release(); /* the configuration's warnings, now filtered */
     wd_chown_logs(cfg);
     /* after the logs: a refusal is one line on stderr and in error_log */
-    if (wd_pidfile_check(cfg->pidfile, err, sizeof err) != 0 ||
-        wd_pidfile_writable(cfg->pidfile, err, sizeof err) != 0)
+    if (wd_pidfile_writable(cfg->pidfile, err, sizeof err) != 0)
         return fail_start(m, err);
     event_set_log_callback(libevent_log_cb);
 

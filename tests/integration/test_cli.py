@@ -588,6 +588,11 @@ def test_a_pidfile_in_a_missing_directory_fails_before_serving(tmp_path):
     r = run("-t", listen, f"--pidfile={tmp_path}")
     assert (r.returncode, r.stderr) == (1, CHECK_FAILED.format(
         "(command line)", f"cannot write pidfile {tmp_path}: Is a directory"))
+    # a symlink to a directory is replaced by the rename, as it always was
+    (tmp_path / "d").mkdir()
+    (tmp_path / "lnk").symlink_to(tmp_path / "d")
+    r = run("-t", listen, f"--pidfile={tmp_path}/lnk")
+    assert (r.returncode, r.stderr) == (0, CHECK_OK.format("(command line)"))
     # a live pidfile is no reason for -t to fail: it checks the running
     # server's own configuration before a reload
     live = tmp_path / "live.pid"
@@ -614,6 +619,25 @@ def test_paths_as_a_user_who_is_not_root(tmp_path):
                                         f"--error-log={rootdir}/e.log"],
                            capture_output=True, text=True, timeout=20)
         assert (r.returncode, r.stderr) == (0, CHECK_OK.format("(command line)"))
+        # and with CAP_DAC_OVERRIDE (AmbientCapabilities= in a unit), a
+        # directory only root may write takes the pidfile: the check asked
+        # access(), which judges by the real uid without capabilities
+        port = free_port()
+        proc = subprocess.Popen(as_nobody + ["--inh-caps=+dac_override",
+                                             "--ambient-caps=+dac_override",
+                                             WAITRESSD, f"--listen=127.0.0.1:{port}",
+                                             "--workers=1", f"--pythonpath={APPS}",
+                                             f"--pidfile={rootdir}/w.pid", "echo:app"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while not (rootdir / "w.pid").exists():
+                assert proc.poll() is None, proc.stderr.read()
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        finally:
+            proc.terminate()
+            assert proc.wait(timeout=20) == 0
         pid = shared / "w.pid"
         pid.write_text("999999999\n")
         pid.chmod(0o444)

@@ -1139,6 +1139,32 @@ def test_pidfile_refused_when_held_by_live_process(tmp_path):
         holder.wait()
 
 
+def test_a_second_instance_leaves_the_running_ones_logs_alone(tmp_path):
+    # found by the live pidfile before anything else: it opened, wrote its
+    # warnings and error into, and chowned the running server's logs first
+    pidfile, elog, alog = tmp_path / "wd.pid", tmp_path / "err.log", tmp_path / "acc.log"
+    holder = subprocess.Popen(["sleep", "30"])
+    try:
+        pidfile.write_text(f"{holder.pid}\n")
+        elog.write_text("the running server's\n")
+        os.chmod(elog, 0o600)
+        r = subprocess.run([WAITRESSD, f"--pidfile={pidfile}", "--listen=127.0.0.1:0",
+                            f"--error-log={elog}", f"--access-log={alog}", "--send-bytes=1",
+                            "--user=nobody", f"--pythonpath={APPS}", "masterapp:app"],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 1
+        # the line, and this command's own configuration warning, on stderr
+        assert r.stderr.startswith(f"waitressd: Already running on PID {holder.pid} "
+                                   f"(or pid file '{pidfile}' is stale)\n")
+        assert r.stderr.count("Already running") == 1
+        assert elog.read_text() == "the running server's\n"
+        assert os.stat(elog).st_uid == os.geteuid() and os.stat(elog).st_mode & 0o777 == 0o600
+        assert not alog.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_stale_pidfile_is_overwritten(tmp_path):
     pidfile = tmp_path / "wd.pid"
     dead = subprocess.Popen(["true"])

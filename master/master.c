@@ -707,7 +707,8 @@ wd_master_check(const struct wd_config *cfg, char *err, size_t errlen)
         log_open_failed(cfg, -2, err, errlen);
         return -1;
     }
-    if (cfg->pidfile != NULL && usable_path(cfg->pidfile, WD_PATH_RENAME) != 0) {
+    if (cfg->pidfile != NULL &&
+        usable_path(cfg->pidfile, WD_PATH_RENAME) != 0) {
         snprintf(err, errlen, "cannot write pidfile %s: %s", cfg->pidfile,
                  strerror(errno));
         return -1;

@@ -29,7 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/sendfile.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -91,6 +93,11 @@ struct wd_channel {
     struct wd_task *task; /* in flight, or NULL */
     int sent_continue;    /* 100 Continue sent for ch->req */
     int close_when_flushed;
+    int linger;           /* input dropped, or seen and left unread:
+                             drain before closing */
+    int peek_unread;      /* a server-decided close: linger if bytes wait */
+    int lingering;        /* half-closed, draining (see start_linger) */
+    double linger_since;
     double last_activity;
     struct wd_mb_node mb;
 
@@ -286,6 +293,71 @@ readable(struct wd_channel *ch, uint64_t pending)
 }
 
 /*
+ * The lingering close.  A socket closed with received bytes unread makes
+ * the kernel answer with RST and drop whatever of the response it has
+ * not sent yet; bytes arriving after the close do the same.  So when the
+ * client sent (or may be sending) more than it will get an answer to --
+ * a pipelined request behind a closing response, a body an early error
+ * did not read -- the response is ended with a FIN (shutdown SHUT_WR),
+ * and what arrives is read and dropped until the client's EOF, a pause
+ * of LINGER_IDLE or LINGER_MAX in all (nginx's lingering_close).
+ */
+enum { LINGER_IDLE_S = 2, LINGER_MAX_S = 30 };
+
+/* Bytes received and not read (one ioctl: only for closes the client
+   did not ask for, so a close-per-request client pays nothing). */
+static int
+unread_input(struct wd_channel *ch)
+{
+    int unread = 0;
+
+    return ioctl(ch->fd, FIONREAD, &unread) == 0 && unread > 0;
+}
+
+static void
+start_linger(struct wd_channel *ch)
+{
+    struct timeval idle = {LINGER_IDLE_S, 0};
+
+    shutdown(ch->fd, SHUT_WR);
+    ch->lingering = 1;
+    ch->linger_since = wd_loop_now();
+    if (ch->writing) {
+        event_del(ch->wev);
+        ch->writing = 0;
+    }
+    /* read_cb drops what comes; the timeout ends a silent client */
+    event_add(ch->rev, &idle);
+    ch->reading = 1;
+}
+
+/* A lingering channel's read event: drop input; close on EOF, error,
+   silence or the overall limit.  1 when CH was closed. */
+static int
+linger_read(struct wd_channel *ch, short what)
+{
+    struct wd_loop *l = ch->loop;
+
+    if ((what & EV_TIMEOUT) ||
+        wd_loop_now() - ch->linger_since > LINGER_MAX_S) {
+        wd_channel_close(ch);
+        return 1;
+    }
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = recv(ch->fd, l->rbuf, l->rbuf_len, 0);
+
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+                      errno == EINTR))
+            return 0;
+        wd_channel_close(ch); /* EOF or an error: done */
+        return 1;
+    }
+    return 0;
+}
+
+/*
  * Bring the events in line with the state, and close the socket when a
  * closing response has been flushed.  Returns 1 when CH was closed (and
  * may be gone).
@@ -302,8 +374,14 @@ update(struct wd_channel *ch)
 
     if (ch->fd < 0)
         return 0;
+    if (ch->lingering)
+        return 0;
     pending = pending_output(ch);
     if (pending == 0 && ch->close_when_flushed && ch->task == NULL) {
+        if (ch->linger || (ch->peek_unread && unread_input(ch))) {
+            start_linger(ch);
+            return 0;
+        }
         wd_channel_close(ch);
         return 1;
     }
@@ -518,11 +596,29 @@ log_access(struct wd_channel *ch, const struct wd_http_request *r,
     wd_log_access(&rec);
 }
 
+/* The client itself ends the connection after R: it asked for the close,
+ * or spoke HTTP/1.0 without keep-alive.  It sends nothing more (RFC 9112
+ * 9.6), so a close after R's response need not look for more input. */
+static int
+client_closes(const struct wd_http_request *r)
+{
+    const char *c = r != NULL ? r->connection : NULL;
+
+    if (c != NULL && strcasecmp(c, "close") == 0)
+        return 1;
+    return r != NULL && !r->http11 &&
+           (c == NULL || strcasecmp(c, "keep-alive") != 0);
+}
+
 /* Forget everything queued behind a response that closes (SPEC.md 5.2). */
 static void
 close_after_flush(struct wd_channel *ch)
 {
     ch->close_when_flushed = 1;
+    /* the client sent more than will be answered: it may still be
+       sending, and a close with input unread resets the connection */
+    if (ch->qlen > 0 || ch->req != NULL)
+        ch->linger = 1;
     free_request_queue(ch);
     WD_FREE_REQ(ch->req);
 }
@@ -561,6 +657,9 @@ answer_error(struct wd_channel *ch, struct wd_http_request *r)
                r->error_status);
     log_access(ch, r, NULL, NULL, 0, r->error_status,
                rc == 0 ? body_len : 0);
+    /* the client may still be sending the request's body (a 413 goes
+       out before it is read) */
+    ch->linger = 1;
     wd_loop_request_done(ch->loop);
     ch->last_activity = wd_loop_now();
     close_after_flush(ch);
@@ -831,6 +930,7 @@ read_once(struct wd_channel *ch)
         return READ_GONE;
     }
     ch->last_activity = wd_loop_now();
+    ch->linger = 0; /* what the event saw waiting has been read */
     wd_loop_add_bytes(l, (uint64_t)n, 0);
     if (body != NULL) {
         wd_http_request_body_commit(ch->req, (size_t)n);
@@ -848,11 +948,17 @@ read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct wd_channel *ch = arg;
 
+    if (ch->lingering) {
+        linger_read(ch, what);
+        return;
+    }
     if (!readable(ch, pending_output(ch))) {
         /* the lazy removal (see update); level-triggered, so the bytes
-           are still there when update adds the event back */
+           are still there when update adds the event back.  Bytes (or an
+           EOF) are waiting: a close now would have to linger. */
         event_del(ch->rev);
         ch->reading = 0;
+        ch->linger = 1;
         return;
     }
     read_once(ch);
@@ -885,6 +991,8 @@ task_finished(struct wd_channel *ch)
        a TERM came meanwhile: closing it would race with the client's next
        request (SPEC.md 4.4 b); the stop sweep closes it once idle */
     close_conn = t->close_after;
+    if (close_conn && !client_closes(t->req))
+        ch->peek_unread = 1;
     free_task(t);
 
     if (ch->fd < 0) {

@@ -447,3 +447,77 @@ def test_netfuzz_short_run(server_factory, lean_asan):
         capture_output=True, text=True, timeout=90)
     assert res.returncode == 0, res.stdout + res.stderr + srv.log()
     assert "netfuzz: OK" in res.stdout
+
+
+@pytest.mark.parametrize("lookahead", [0, 2])
+def test_a_closing_response_is_not_cut_by_what_the_client_sent_after(server_factory, lookahead):
+    # A response the server closes (HTTP/1.0 keep-alive without a length,
+    # SPEC.md 12.5), bigger than the socket buffers, and a pipelined
+    # request behind it (discarded, SPEC.md 5.2): closing with those bytes
+    # unread made the kernel send RST and drop the response's unsent tail
+    # (4.5 of 8 MB arrived; waitress does the same).  The connection is
+    # now half-closed after the response and drained before it is closed
+    # (a lingering close, as nginx does).
+    srv = server_factory(APP, args=[f"--channel-request-lookahead={lookahead}"])
+    n = 8_000_000
+    for _ in range(3):
+        s = srv.connect(timeout=20)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(b"GET /download?%d HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" % n)
+        time.sleep(0.2)
+        s.sendall(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        data = b""
+        while True:
+            chunk = s.recv(1 << 20)  # a reset raises here
+            if not chunk:
+                break
+            data += chunk
+            time.sleep(0.001)
+        s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.0 200 OK") and len(body) == n
+
+
+def test_an_early_413_with_the_body_still_coming_is_read_in_full(server_factory):
+    # 413 goes out before the body is read (SPEC.md 6.5); a client still
+    # sending it must see the answer, and then EOF, not a reset
+    srv = server_factory(APP, args=["--max-request-body-size=1000"])
+    s = srv.connect(timeout=20)
+    s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000\r\n\r\n")
+    sent = 0
+    try:
+        for _ in range(40):
+            s.sendall(b"x" * 65536)
+            sent += 65536
+    except OSError:
+        pass
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 413 Request Entity Too Large\r\n")
+    # the server drained what was sent and then let the client finish
+    assert sent == 40 * 65536
+
+
+def test_a_lingering_connection_is_closed_when_the_client_keeps_quiet(server_factory):
+    # the drain is bounded: a client that sent pipelined bytes and then
+    # neither sends more nor closes is closed after a short wait
+    srv = server_factory(APP)
+    (pid,) = worker_pids(srv)
+    warm_up(srv)
+    idle = fd_count(pid)
+    s = srv.connect(timeout=20)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+              b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(65536)  # EOF (the half-close) right after the answer
+        if not chunk:
+            break
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 200 OK") and data.count(b"HTTP/1.1") == 1
+    assert wait_for(lambda: fd_count(pid) == idle, 15), "still lingering"
+    s.close()

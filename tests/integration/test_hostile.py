@@ -491,12 +491,7 @@ def test_an_early_413_with_the_body_still_coming_is_read_in_full(server_factory)
             sent += 65536
     except OSError:
         pass
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = read_all(s)
     assert data.startswith(b"HTTP/1.1 413 Request Entity Too Large\r\n")
     # the server drained what was sent and then let the client finish
     assert sent == 40 * 65536
@@ -512,12 +507,7 @@ def test_a_lingering_connection_is_closed_when_the_client_keeps_quiet(server_fac
     s = srv.connect(timeout=20)
     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
               b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    data = b""
-    while True:
-        chunk = s.recv(65536)  # EOF (the half-close) right after the answer
-        if not chunk:
-            break
-        data += chunk
+    data = read_all(s)  # EOF (the half-close) right after the answer
     assert data.startswith(b"HTTP/1.1 200 OK") and data.count(b"HTTP/1.1") == 1
     assert wait_for(lambda: fd_count(pid) == idle, 15), "still lingering"
     s.close()

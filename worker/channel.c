@@ -304,14 +304,18 @@ readable(struct wd_channel *ch, uint64_t pending)
  */
 enum { LINGER_IDLE_S = 2, LINGER_MAX_S = 30 };
 
-/* Bytes received and not read (one ioctl: only for closes the client
-   did not ask for, so a close-per-request client pays nothing). */
+/* After a close the client did not ask for: bytes received and not read,
+   or response bytes the client has not acknowledged yet (its next request
+   may still come and would reset them).  Two ioctls, only on such closes:
+   a close-per-request client pays nothing. */
 static int
-unread_input(struct wd_channel *ch)
+may_be_cut(struct wd_channel *ch)
 {
-    int unread = 0;
+    int n = 0;
 
-    return ioctl(ch->fd, FIONREAD, &unread) == 0 && unread > 0;
+    if (ioctl(ch->fd, FIONREAD, &n) == 0 && n > 0)
+        return 1;
+    return ioctl(ch->fd, TIOCOUTQ, &n) == 0 && n > 0; /* SIOCOUTQ */
 }
 
 static void
@@ -378,7 +382,7 @@ update(struct wd_channel *ch)
         return 0;
     pending = pending_output(ch);
     if (pending == 0 && ch->close_when_flushed && ch->task == NULL) {
-        if (ch->linger || (ch->peek_unread && unread_input(ch))) {
+        if (ch->linger || (ch->peek_unread && may_be_cut(ch))) {
             start_linger(ch);
             return 0;
         }

@@ -283,6 +283,15 @@ wd_port_ok(const char *p)
     return errno == 0 && v <= 65535;
 }
 
+/* The one line for a stats value of no known form; -1. */
+static int
+invalid_stats_addr(const char *addr, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "invalid address '%s' (expected HOST:PORT, "
+             "[V6]:PORT, unix:PATH or /PATH)", addr);
+    return -1;
+}
+
 int
 wd_stats_addr_resolve(const char *addr, struct addrinfo **res, char *err,
                       size_t errlen)
@@ -325,9 +334,7 @@ wd_stats_addr_resolve(const char *addr, struct addrinfo **res, char *err,
     return 0;
 
 invalid:
-    snprintf(err, errlen, "invalid address '%s' (expected HOST:PORT, "
-             "[V6]:PORT, unix:PATH or /PATH)", addr);
-    return -1;
+    return invalid_stats_addr(addr, err, errlen);
 }
 
 const char *
@@ -351,11 +358,8 @@ wd_stats_addr_check(const char *addr, char *err, size_t errlen)
         freeaddrinfo(res);
         return 0;
     }
-    if (path[0] == '\0') {
-        snprintf(err, errlen, "invalid address '%s' (expected HOST:PORT, "
-                 "[V6]:PORT, unix:PATH or /PATH)", addr);
-        return -1;
-    }
+    if (path[0] == '\0')
+        return invalid_stats_addr(addr, err, errlen);
     if (strlen(path) > max) {
         snprintf(err, errlen, "%s: path too long (at most %zu bytes)", addr,
                  max);

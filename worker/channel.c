@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/sendfile.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -45,6 +44,7 @@
 #include "errors.h"
 #include "http_parse.h"
 #include "inline.h"
+#include "response.h"
 #include "log.h"
 #include "loop.h"
 #include "mailbox.h"
@@ -607,11 +607,13 @@ static int
 client_closes(const struct wd_http_request *r)
 {
     const char *c = r != NULL ? r->connection : NULL;
+    size_t n = c != NULL ? strlen(c) : 0;
 
-    if (c != NULL && strcasecmp(c, "close") == 0)
+    /* the comparison the response's own keep-alive decision uses */
+    if (c != NULL && WD_RESPONSE_NAME_IS(c, n, "close"))
         return 1;
     return r != NULL && !r->http11 &&
-           (c == NULL || strcasecmp(c, "keep-alive") != 0);
+           (c == NULL || !WD_RESPONSE_NAME_IS(c, n, "keep-alive"));
 }
 
 /* Forget everything queued behind a response that closes (SPEC.md 5.2). */
